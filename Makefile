@@ -1,0 +1,57 @@
+# efl_toolkit: two commands do all set-up.
+#   make demo   -> creates .venv, installs the package, runs the end-to-end demo on embedded data
+#   make test   -> creates .venv, installs the package with dev extras, runs the whole suite
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+PRESET ?= classroom_fast
+OUT ?= efl_out
+
+.PHONY: demo test venv install install-dev browser-deps lint format clean bench
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "efl_toolkit needs Python 3.11+, found " + sys.version.split()[0]'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+venv: $(BIN)/python
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install -q -e .
+	@touch $@
+
+$(VENV)/.installed-dev: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	@touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+demo: install
+	$(BIN)/efl demo --preset $(PRESET) --out $(OUT)
+
+# Headless Chromium for the one real-browser test (Debian package; needs root + apt-get).
+# Without it the browser test is skipped with a message, unless EFL_REQUIRE_BROWSER=1.
+browser-deps:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "warning: could not install chromium; the browser test will be skipped"; \
+	else echo "note: chromium not found and not root; the browser test will be skipped"; fi
+
+test: install-dev browser-deps
+	$(BIN)/ruff check efl_toolkit tests benchmarks data_scripts notebooks
+	EFL_PRESET=classroom_fast $(BIN)/python -m pytest -q tests
+
+lint: install-dev
+	$(BIN)/ruff check efl_toolkit tests benchmarks data_scripts notebooks
+
+format: install-dev
+	$(BIN)/ruff format efl_toolkit tests benchmarks data_scripts notebooks
+
+bench: install-dev
+	for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b; done
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache build *.egg-info

@@ -1,0 +1,70 @@
+"""The ``efl`` command: thin entry points over importable modules.
+
+Subcommands (contracts in DESIGN.md):
+
+* ``efl demo``: the end-to-end experiment (``efl_toolkit.pipeline``).
+* ``efl ledger verify|log|show``: inspect and verify a ledger file (``efl_toolkit.ledger.cli``).
+* ``efl party``: run one MPyC party of a secure round (``efl_toolkit.secure.party``).
+
+Heavy modules (JAX, MPyC) are imported only by the subcommand that needs them.
+
+Example:
+    $ efl demo --preset classroom_fast --out efl_out
+    $ efl ledger verify efl_out/ledger.sqlite
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``efl`` command (``party`` takes its arguments raw)."""
+    parser = argparse.ArgumentParser(
+        prog="efl", description="Secure ensemble federated learning for healthcare."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run the end-to-end experiment and write a report")
+    demo.add_argument("--preset", default=None, help="classroom_fast (default) or paper")
+    demo.add_argument("--dataset", default=None, help="embedded name or path to a MedMNIST .npz")
+    demo.add_argument("--institutions", type=int, default=None, help="number of institutions")
+    demo.add_argument("--parties", type=int, default=None, help="MPyC party processes")
+    demo.add_argument("--seed", type=int, default=None, help="master seed")
+    demo.add_argument("--out", default="efl_out", help="output directory")
+
+    ledger = sub.add_parser("ledger", help="verify and inspect a ledger file")
+    lsub = ledger.add_subparsers(dest="ledger_command", required=True)
+    verify = lsub.add_parser("verify", help="verify every block; exit 1 on the first failure")
+    verify.add_argument("path")
+    log = lsub.add_parser("log", help="model version history, newest first")
+    log.add_argument("path")
+    log.add_argument("--institution", default=None)
+    show = lsub.add_parser("show", help="one block with its decoded transactions")
+    show.add_argument("path")
+    show.add_argument("height", type=int)
+
+    sub.add_parser("party", help="run one MPyC party (see `efl party --help`)", add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the ``efl`` command; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "party":
+        from efl_toolkit.secure.party import main as party_main
+
+        return party_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    if args.command == "demo":
+        from efl_toolkit.pipeline import main as demo_main
+
+        return demo_main(args)
+    from efl_toolkit.ledger.cli import main as ledger_main
+
+    return ledger_main(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
