@@ -47,6 +47,11 @@ KNOWN_CLASS_NAMES: dict[str, tuple[str, ...]] = {
     "organamnist": ("bladder", "femur-left", "femur-right", "heart", "kidney-left",
                     "kidney-right", "liver", "lung-left", "lung-right", "pancreas", "spleen"),
 }
+KNOWN_CLASS_NAMES["tissuemnist"] = (
+    "Collecting Duct, Connecting Tubule", "Distal Convoluted Tubule",
+    "Glomerular endothelial cells", "Interstitial endothelial cells", "Leukocytes",
+    "Podocytes", "Proximal Tubule Segments", "Thick Ascending Limb",
+)
 KNOWN_CLASS_NAMES["organcmnist"] = KNOWN_CLASS_NAMES["organamnist"]
 KNOWN_CLASS_NAMES["organsmnist"] = KNOWN_CLASS_NAMES["organamnist"]
 
@@ -161,7 +166,8 @@ def load_dataset(name_or_path: str | os.PathLike, class_names: tuple[str, ...] |
 
     Args:
         name_or_path: ``"breastmnist"``, ``"pneumoniamnist"`` or a path to a ``.npz`` file.
-        class_names: Optional class names; by default known MedMNIST names (matched on the file
+        class_names: Optional class names (at least one per class in the labels; more declare
+            classes absent from the file); by default known MedMNIST names (matched on the file
             stem, e.g. ``dermamnist_64.npz``) or ``"0"``, ``"1"``, ...
 
     Returns:
@@ -172,7 +178,8 @@ def load_dataset(name_or_path: str | os.PathLike, class_names: tuple[str, ...] |
             image/label counts, or labels that are not class indices. The message names the file.
     """
     text = os.fspath(name_or_path)
-    looks_like_path = text.endswith(".npz") or os.sep in text or Path(text).exists()
+    looks_like_path = text.endswith(".npz") or "/" in text or os.sep in text or Path(
+        text).is_file()
     if looks_like_path:
         path = Path(text)
         if not path.is_file():
@@ -206,9 +213,9 @@ def load_dataset(name_or_path: str | os.PathLike, class_names: tuple[str, ...] |
     if n_classes < 2:
         raise DatasetError(f"{path}: labels hold a single class; classification needs two or more")
     names = class_names or _default_class_names(name, n_classes)
-    if len(names) != n_classes:
+    if len(names) < n_classes:
         raise DatasetError(
-            f"{path}: {len(names)} class names given for {n_classes} classes in the labels"
+            f"{path}: {len(names)} class names given but the labels hold {n_classes} classes"
         )
     return Dataset(name, splits["train"], splits["val"], splits["test"], tuple(names), source)
 
@@ -234,14 +241,23 @@ def _make_split(path: Path, split: str, images: np.ndarray, labels: np.ndarray) 
         )
     if images.shape[0] == 0:
         raise DatasetError(f"{path}: split {split!r} is empty")
-    if not np.issubdtype(labels.dtype, np.integer):
-        if not np.all(np.equal(np.mod(labels, 1), 0)):
-            raise DatasetError(f"{path}: {split}_labels are not integer class indices")
+    if not (np.issubdtype(labels.dtype, np.integer) or np.issubdtype(labels.dtype, np.floating)):
+        raise DatasetError(f"{path}: {split}_labels has dtype {labels.dtype}; expected integers")
+    if not np.issubdtype(labels.dtype, np.integer) and not np.all(np.mod(labels, 1) == 0):
+        raise DatasetError(f"{path}: {split}_labels are not integer class indices")
     if labels.min() < 0:
         raise DatasetError(f"{path}: {split}_labels has negative class index {labels.min()}")
+    if not (np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)):
+        raise DatasetError(f"{path}: {split}_images has dtype {images.dtype}; expected numbers")
     if not np.all(np.isfinite(images)):
         raise DatasetError(f"{path}: {split}_images contains non-finite values")
-    scale = 255.0 if (images.dtype == np.uint8 or images.max() > 1.0) else 1.0
+    low, high = float(images.min()), float(images.max())
+    if low < 0 or high > 255:
+        raise DatasetError(
+            f"{path}: {split}_images values span [{low:g}, {high:g}]; expected pixel values in "
+            "[0, 255] (uint8) or [0, 1]"
+        )
+    scale = 255.0 if (images.dtype == np.uint8 or high > 1.0) else 1.0
     return Split(
         images=(images.astype(np.float32) / np.float32(scale)),
         labels=labels.astype(np.int32),
@@ -251,6 +267,6 @@ def _make_split(path: Path, split: str, images: np.ndarray, labels: np.ndarray) 
 def _default_class_names(name: str, n_classes: int) -> tuple[str, ...]:
     base = name.split("_")[0].lower()
     known = KNOWN_CLASS_NAMES.get(base)
-    if known is not None and len(known) == n_classes:
+    if known is not None and len(known) >= n_classes:
         return known
     return tuple(str(i) for i in range(n_classes))
