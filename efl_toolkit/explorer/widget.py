@@ -1,0 +1,319 @@
+"""The ledger explorer: an ipywidgets view over any :class:`ExplorerBackend`.
+
+Layout: a toolbar (summary, search, Refresh, Verify chain and its status badge) above tabs for
+the block list with block detail, the institutions, the model-version graph and the instructor's
+tamper experiment. Every interactive part carries a stable CSS class (``efl-...``) so a browser
+test, or a course page, can find it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as widgets
+
+from efl_toolkit.explorer import render
+from efl_toolkit.explorer.backend import (
+    BlockRow,
+    ExplorerBackend,
+    SearchHit,
+    TamperableBackend,
+    TamperOutcome,
+    VerifyReport,
+)
+from efl_toolkit.explorer.dag import dag_svg
+
+TAB_TITLES = ("Blocks", "Institutions", "Model graph", "Tamper (instructor)")
+HEX_DIGITS = frozenset("0123456789abcdef")
+
+
+def _styled(widget: widgets.DOMWidget, *classes: str) -> Any:
+    for name in classes:
+        widget.add_class(name)
+    return widget
+
+
+def open_backend(source: ExplorerBackend | str | os.PathLike) -> ExplorerBackend:
+    """A backend from a backend (returned as is) or a ledger path (opened read-only).
+
+    Example:
+        >>> backend = open_backend("efl_out/ledger.sqlite")  # doctest: +SKIP
+    """
+    if isinstance(source, str | os.PathLike):
+        from efl_toolkit.explorer.ledger_backend import LedgerBackend
+
+        return LedgerBackend(Path(source))
+    if not isinstance(source, ExplorerBackend):
+        raise TypeError("expected a ledger path or an ExplorerBackend, got "
+                        f"{type(source).__name__}")
+    return source
+
+
+class ExplorerWidget(widgets.VBox):
+    """An interactive explorer of one ledger; display it as the last expression of a cell.
+
+    Args:
+        source: an :class:`ExplorerBackend`, or the path of an embedded ledger file.
+        refresh_seconds: poll for new blocks this often in a background thread; ``None`` (or 0)
+            polls never (call :meth:`refresh` yourself). :meth:`close` stops the poll.
+
+    Example:
+        >>> explorer = ExplorerWidget("efl_out/ledger.sqlite")  # doctest: +SKIP
+        >>> explorer.verify_button.click()                      # doctest: +SKIP
+        >>> explorer.last_report.ok                             # doctest: +SKIP
+        True
+    """
+
+    def __init__(self, source: ExplorerBackend | str | os.PathLike, *,
+                 refresh_seconds: float | None = 2.0, **kwargs: Any) -> None:
+        self.backend = open_backend(source)
+        self.rows: list[BlockRow] = []
+        self.last_report: VerifyReport | None = None
+        self.last_tamper: TamperOutcome | None = None
+        self.last_hits: list[SearchHit] = []
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+        self._build()
+        super().__init__(children=self._children, **kwargs)
+        _styled(self, "efl-explorer")
+        self.refresh()
+        if refresh_seconds:
+            self.start_polling(refresh_seconds)
+
+    # ---- layout ------------------------------------------------------------------------------
+    def _build(self) -> None:
+        style = widgets.HTML(render.STYLE)
+        self.summary = _styled(widgets.HTML(), "efl-summary")
+        self.refresh_button = _styled(
+            widgets.Button(description="Refresh", icon="refresh", tooltip="Read new blocks"),
+            "efl-refresh-button")
+        self.verify_button = _styled(
+            widgets.Button(description="Verify chain", icon="check", button_style="primary",
+                           tooltip="Re-check every hash link, Merkle root, signature and quorum"),
+            "efl-verify-button")
+        self.verify_status = _styled(widgets.HTML(render.badge("not verified yet", None)),
+                                     "efl-verify-status")
+        self.search_box = _styled(
+            widgets.Text(placeholder="hash prefix (block, tx or model version)",
+                         continuous_update=False, layout=widgets.Layout(width="26em")),
+            "efl-search")
+        self.search_results = _styled(widgets.HTML(), "efl-search-results")
+        toolbar = widgets.HBox([self.refresh_button, self.verify_button, self.verify_status])
+        search = widgets.HBox([self.search_box, self.search_results])
+
+        self.block_list = _styled(
+            widgets.Select(options=[], rows=14, layout=widgets.Layout(width="46em")),
+            "efl-block-list")
+        self.block_detail = _styled(
+            widgets.HTML(layout=widgets.Layout(flex="1 1 auto", overflow="auto")),
+            "efl-block-detail")
+        blocks_tab = widgets.HBox([
+            widgets.VBox([_styled(widgets.HTML(f"<pre>{render.BLOCK_HEADER}</pre>"),
+                                  "efl-block-header"), self.block_list]),
+            self.block_detail])
+        self.institutions_view = _styled(widgets.HTML(), "efl-institutions")
+        self.dag_view = _styled(widgets.HTML(layout=widgets.Layout(overflow="auto")), "efl-dag")
+
+        self.tamper_kind = _styled(widgets.Dropdown(description="change", options=[]),
+                                   "efl-tamper-kind")
+        self.tamper_height = _styled(widgets.BoundedIntText(description="at height", min=0),
+                                     "efl-tamper-height")
+        self.tamper_button = _styled(
+            widgets.Button(description="Tamper", icon="bolt", button_style="danger",
+                           tooltip="Tamper with a scratch copy; the original is never touched"),
+            "efl-tamper-button")
+        self.tamper_status = _styled(widgets.HTML(), "efl-tamper-status")
+        if isinstance(self.backend, TamperableBackend):
+            self.tamper_kind.options = list(self.backend.tamper_kinds())
+            note = ("Instructor demo: changes one thing in a <b>scratch copy</b> of the ledger "
+                    "and shows which check breaks. The original ledger is never written.")
+        else:
+            self.tamper_button.disabled = True
+            note = "This backend offers no tamper experiments."
+        tamper_tab = widgets.VBox([
+            widgets.HTML(note),
+            widgets.HBox([self.tamper_kind, self.tamper_height, self.tamper_button]),
+            self.tamper_status])
+
+        self.tabs = _styled(widgets.Tab(children=[blocks_tab, self.institutions_view,
+                                                  self.dag_view, tamper_tab],
+                                        titles=TAB_TITLES), "efl-tabs")
+        self._children = [style, self.summary, toolbar, search, self.tabs]
+
+        self.refresh_button.on_click(self._guard(lambda _: self.refresh()))
+        self.verify_button.on_click(self._guard(lambda _: self.verify()))
+        self.tamper_button.on_click(self._guard(lambda _: self.tamper()))
+        self.block_list.observe(self._guard(lambda change: self.show_block(change["new"])),
+                                names="value")
+        self.search_box.observe(self._guard(lambda change: self.search(change["new"])),
+                                names="value")
+
+    def _guard(self, handler: Callable[[Any], None]) -> Callable[[Any], None]:
+        """Wraps a callback so a backend error lands in the summary line, not in a lost log."""
+
+        def guarded(argument: Any) -> None:
+            try:
+                handler(argument)
+            except Exception as error:  # shown to the user; the widget must stay usable
+                self.error = traceback.format_exc()
+                self.summary.value = render.badge(f"error: {type(error).__name__}: {error}",
+                                                  False)
+
+        return guarded
+
+    # ---- reading -----------------------------------------------------------------------------
+    def refresh(self) -> bool:
+        """Reads blocks added since the last refresh; True when something new arrived.
+
+        A ledger whose known blocks changed (replaced file, rewritten history) is reloaded whole.
+        """
+        with self._lock:
+            height = self.backend.height()
+            known = self.rows[-1] if self.rows else None
+            if known is not None and height == known.height and \
+                    self.backend.head() == known.hash:
+                self._show_summary()
+                return False
+            if known is not None and height >= known.height and \
+                    self.backend.blocks(known.height, known.height + 1)[0].hash == known.hash:
+                new_rows = list(self.backend.blocks(known.height + 1, height + 1))
+                self.rows.extend(new_rows)
+            else:
+                self.rows = list(self.backend.blocks(0, height + 1))
+            self._show_rows()
+            self.institutions_view.value = render.institutions_table(self.backend.institutions())
+            self.dag_view.value = dag_svg(self.backend.model_versions())
+            self.tamper_height.max = max(height, 0)
+            self._show_summary()
+            return True
+
+    def _show_rows(self) -> None:
+        selected = self.block_list.value
+        self.block_list.options = [(render.block_label(r), r.height) for r in reversed(self.rows)]
+        if selected is not None and any(r.height == selected for r in self.rows):
+            self.block_list.value = selected
+        elif self.rows:
+            self.block_list.value = self.rows[-1].height
+
+    def _show_summary(self) -> None:
+        head = self.rows[-1].short_hash if self.rows else "-"
+        self.summary.value = (
+            f"<b>Ledger explorer</b> &middot; {len(self.rows)} blocks &middot; height "
+            f"{len(self.rows) - 1} &middot; head <code>{head}</code> &middot; refreshed "
+            f"{time.strftime('%H:%M:%S')}")
+
+    def show_block(self, height: int | None) -> None:
+        """Shows one block's fields, a verification badge per check and decoded transactions."""
+        if height is None:
+            self.block_detail.value = "<p>no blocks yet</p>"
+            return
+        with self._lock:
+            view = self.backend.block(height)
+            checks = self.backend.check_block(height)
+        self.block_detail.value = render.block_detail(view, checks)
+
+    def select_block(self, height: int) -> None:
+        """Selects a block in the list (and shows it), switching to the Blocks tab."""
+        self.tabs.selected_index = 0
+        self.block_list.value = height
+
+    # ---- actions -----------------------------------------------------------------------------
+    def verify(self) -> VerifyReport:
+        """Verifies the whole chain and shows the result in the status badge."""
+        self.verify_status.value = render.badge("verifying...", None)
+        with self._lock:
+            report = self.backend.verify()
+        self.last_report = report
+        self.verify_status.value = render.verify_status(report)
+        return report
+
+    def search(self, prefix: str) -> list[SearchHit]:
+        """Finds blocks, transactions and model versions by hash prefix; selects the first hit."""
+        prefix = prefix.strip().lower()
+        if not prefix:
+            self.search_results.value = ""
+            self.last_hits = []
+            return []
+        if not set(prefix) <= HEX_DIGITS:
+            self.search_results.value = render.badge(
+                f"'{prefix}' is not a hash prefix: use hex digits 0-9 a-f", False)
+            self.last_hits = []
+            return []
+        with self._lock:
+            hits = list(self.backend.find(prefix))
+        self.last_hits = hits
+        self.search_results.value = render.search_results(prefix, hits)
+        if hits and any(r.height == hits[0].height for r in self.rows):
+            self.select_block(hits[0].height)
+        return hits
+
+    def tamper(self, kind: str | None = None, height: int | None = None) -> TamperOutcome:
+        """Runs a tamper experiment on a scratch copy and shows which check broke where.
+
+        Args:
+            kind: one of the backend's ``tamper_kinds()`` (default: the dropdown's choice).
+            height: the block to tamper with (default: the height box).
+        """
+        if not isinstance(self.backend, TamperableBackend):
+            raise TypeError(f"{type(self.backend).__name__} offers no tamper experiments")
+        kind = kind if kind is not None else self.tamper_kind.value
+        height = height if height is not None else self.tamper_height.value
+        self.tamper_status.value = render.badge(f"tampering with a copy: {kind} at {height}...",
+                                                None)
+        with self._lock:
+            outcome = self.backend.tamper_copy(kind, height)
+            original = self.backend.verify()
+        self.last_tamper = outcome
+        self.tamper_status.value = render.tamper_report(outcome, original)
+        return outcome
+
+    # ---- background refresh ------------------------------------------------------------------
+    def start_polling(self, seconds: float) -> None:
+        """Refreshes every ``seconds`` in a daemon thread until :meth:`stop_polling`/`close`."""
+        self.stop_polling()
+        self._stop = threading.Event()
+        stop, refresh = self._stop, self._guard(lambda _: self.refresh())
+
+        def poll() -> None:
+            while not stop.wait(seconds):
+                refresh(None)
+
+        self._poller = threading.Thread(target=poll, name="efl-explorer-poll", daemon=True)
+        self._poller.start()
+
+    def stop_polling(self) -> None:
+        """Stops the background refresh (waits for a refresh in progress to finish)."""
+        self._stop.set()
+        if self._poller is not None and self._poller is not threading.current_thread():
+            self._poller.join(timeout=10)
+        self._poller = None
+
+    @property
+    def polling(self) -> bool:
+        """Whether the background refresh thread is running."""
+        return self._poller is not None and self._poller.is_alive()
+
+    def close(self) -> None:
+        """Stops polling, closes the backend (when it can be closed) and every child widget."""
+        self.stop_polling()
+        closer = getattr(self.backend, "close", None)
+        if callable(closer):
+            closer()
+        for child in self._all_children():
+            child.close()
+        super().close()
+
+    def _all_children(self) -> list[widgets.Widget]:
+        found, stack = [], list(self.children)
+        while stack:
+            widget = stack.pop()
+            found.append(widget)
+            stack.extend(getattr(widget, "children", ()))
+        return found
