@@ -61,11 +61,11 @@ DEVICE_PROFILES: dict[str, DeviceProfile] = {
     for p in (
         DeviceProfile("reference"),
         DeviceProfile("bright-washed-out", brightness=0.12, contrast=0.7),
-        DeviceProfile("dim-noisy", brightness=-0.12, contrast=0.9, noise_std=0.06),
+        DeviceProfile("dim-noisy", brightness=-0.12, contrast=0.9, noise_std=0.04),
         DeviceProfile("soft-focus", contrast=1.05, noise_std=0.01, blur_sigma=1.0),
         DeviceProfile("high-contrast", brightness=-0.03, contrast=1.4),
-        DeviceProfile("portable-iot", brightness=-0.05, contrast=0.8, noise_std=0.08,
-                      blur_sigma=0.7),
+        DeviceProfile("portable-iot", brightness=-0.05, contrast=0.8, noise_std=0.05,
+                      blur_sigma=0.8),
     )
 }
 
@@ -146,7 +146,7 @@ def random_device_profile(rng: int | np.random.Generator, name: str) -> DevicePr
         name=name,
         brightness=round(float(generator.uniform(-0.12, 0.12)), 3),
         contrast=round(float(generator.uniform(0.7, 1.4)), 3),
-        noise_std=round(float(generator.uniform(0.0, 0.08)), 3),
+        noise_std=round(float(generator.uniform(0.0, 0.05)), 3),
         blur_sigma=round(float(generator.choice([0.0, generator.uniform(0.5, 1.2)])), 3),
     )
 
