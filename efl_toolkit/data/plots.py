@@ -44,13 +44,18 @@ def plot_class_distribution(institutions: Sequence[Institution], class_names: Se
         >>> fig.axes[0].get_ylabel()
         'training examples'
     """
+    if not institutions:
+        raise ValueError("no institutions to plot")
     if ax is None:
         fig = Figure(figsize=(max(4.0, 1.2 * len(institutions) + 2), 3.6), layout="constrained")
         ax = fig.add_subplot()
     else:
         fig = ax.figure
-    counts = np.stack([inst.train.class_counts(len(class_names)) for inst in institutions])
-    if counts.shape[1] != len(class_names):
+    n_labels = 1 + max((int(inst.train.labels.max(initial=0)) for inst in institutions),
+                       default=0)
+    width = max(n_labels, len(class_names))
+    counts = np.stack([inst.train.class_counts(width) for inst in institutions])
+    if counts.shape[1] > len(class_names):
         raise ValueError(f"labels hold {counts.shape[1]} classes but {len(class_names)} class "
                          "names were given")
     values = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1) if normalize else counts
