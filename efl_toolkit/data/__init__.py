@@ -45,7 +45,17 @@ from efl_toolkit.data.partition import (
     quantity_skew_partition,
     train_val_split,
 )
-from efl_toolkit.data.plots import plot_class_distribution, plot_device_examples
+
+_LAZY = {"plot_class_distribution", "plot_device_examples"}  # matplotlib only when plotting
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from efl_toolkit.data import plots
+
+        return getattr(plots, name)
+    raise AttributeError(f"module 'efl_toolkit.data' has no attribute {name!r}")
+
 
 __all__ = [
     "CAPACITY_TIERS",
