@@ -1,0 +1,273 @@
+"""Presentation helpers for the course: text tables and matplotlib figures.
+
+Every plot function builds a :class:`matplotlib.figure.Figure` directly (no pyplot global
+state) and returns it. In a notebook, run ``%matplotlib inline`` once (the course notebooks do it
+in their first code cell); then a figure returned as a cell's last expression is shown.
+
+Functions:
+
+* :func:`format_table`: fixed-width text table of a list of dicts (metrics, summaries);
+* :func:`plot_image_grid`: a few example images of each class;
+* :func:`plot_partition_comparison`: class mix per institution under several partitions;
+* :func:`plot_training_curves`: loss and validation curves of locally trained models;
+* :func:`plot_metric_comparison`: one bar per method or institution (e.g. test accuracy);
+* :func:`plot_rounds`: a metric over federated rounds, with reference lines.
+
+Example:
+    >>> print(format_table([{"name": "mean", "accuracy": 0.8123}, {"name": "vote",
+    ...                      "accuracy": 0.79}]))
+    name  accuracy
+    mean  0.812
+    vote  0.790
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+
+from efl_toolkit.data.institution import Institution
+from efl_toolkit.data.medmnist import Split
+
+
+def _cell(value, digits: int) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    if isinstance(value, float | np.floating):
+        return "nan" if math.isnan(value) else f"{value:.{digits}f}"
+    if isinstance(value, list | tuple):
+        return ", ".join(_cell(v, digits) for v in value)
+    return str(value)
+
+
+def format_table(rows: Sequence[Mapping], columns: Sequence[str] | None = None, *,
+                 digits: int = 3) -> str:
+    """Renders dict rows as a fixed-width text table (floats rounded to ``digits``).
+
+    Args:
+        rows: One mapping per row.
+        columns: Columns to show, in order; default the keys of the first row.
+        digits: Decimal places of floats.
+
+    Raises:
+        ValueError: A requested column is missing from a row (the row index is named).
+
+    Example:
+        >>> print(format_table([{"id": "hospital-a", "n": 3, "ok": True}], ["id", "ok"]))
+        id          ok
+        hospital-a  yes
+    """
+    if not rows:
+        return "(no rows)"
+    columns = list(columns) if columns is not None else list(rows[0])
+    body = []
+    for index, row in enumerate(rows):
+        missing = [c for c in columns if c not in row]
+        if missing:
+            raise ValueError(f"row {index} has no column(s) {missing}")
+        body.append([_cell(row[c], digits) for c in columns])
+    widths = [max(len(line[j]) for line in [columns, *body]) for j in range(len(columns))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True))
+                     .rstrip() for line in [columns, *body])
+
+
+def plot_image_grid(split: Split, class_names: Sequence[str], *, per_class: int = 6,
+                    seed: int = 0) -> Figure:
+    """A row of randomly chosen example images for each class.
+
+    Args:
+        split: Images ``[N, H, W, C]`` in ``[0, 1]`` and their labels.
+        class_names: One name per class (row titles).
+        per_class: Images per row.
+        seed: Which examples are drawn.
+
+    Raises:
+        ValueError: Empty split or ``per_class < 1``.
+
+    Example:
+        >>> from efl_toolkit.data import load_dataset
+        >>> ds = load_dataset("breastmnist")
+        >>> len(plot_image_grid(ds.train, ds.class_names, per_class=3).axes)
+        6
+    """
+    if len(split) == 0:
+        raise ValueError("the split holds no images")
+    if per_class < 1:
+        raise ValueError(f"per_class must be at least 1, got {per_class}")
+    rng = np.random.default_rng(seed)
+    fig = Figure(figsize=(1.3 * per_class + 1.2, 1.4 * len(class_names)), layout="constrained")
+    for row, name in enumerate(class_names):
+        pool = np.flatnonzero(split.labels == row)
+        picks = rng.choice(pool, size=min(per_class, len(pool)), replace=False)
+        for col in range(per_class):
+            ax = fig.add_subplot(len(class_names), per_class, row * per_class + col + 1)
+            ax.set_axis_off()
+            if col < len(picks):
+                image = split.images[picks[col]]
+                if image.shape[-1] == 1:
+                    ax.imshow(image[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
+                else:
+                    ax.imshow(np.clip(image[..., :3], 0.0, 1.0))
+            if col == 0:
+                ax.set_title(f"{name} ({len(pool)})", fontsize="small", loc="left")
+    return fig
+
+
+def plot_partition_comparison(partitions: Mapping[str, Sequence[Institution]],
+                              class_names: Sequence[str], *, normalize: bool = True) -> Figure:
+    """Side-by-side class distributions of the same institutions under several partitions.
+
+    Args:
+        partitions: ``{setting name: institutions}``, e.g. IID versus Dirichlet skew.
+        class_names: One name per class.
+        normalize: Show class shares (default) instead of counts.
+
+    Example:
+        >>> from efl_toolkit.data import load_dataset, make_institutions
+        >>> ds = load_dataset("breastmnist")
+        >>> fig = plot_partition_comparison({"iid": make_institutions(ds, 3, scheme="iid"),
+        ...     "skewed": make_institutions(ds, 3, alpha=0.1)}, ds.class_names)
+        >>> [ax.get_title() for ax in fig.axes]
+        ['iid', 'skewed']
+    """
+    from efl_toolkit.data.plots import plot_class_distribution
+
+    if not partitions:
+        raise ValueError("no partitions to plot")
+    n_inst = max(len(insts) for insts in partitions.values())
+    fig = Figure(figsize=(max(3.0, 1.1 * n_inst + 1.0) * len(partitions) + 1.5, 3.4),
+                 layout="constrained")
+    axes = fig.subplots(1, len(partitions), sharey=True, squeeze=False)[0]
+    for k, (ax, (name, institutions)) in enumerate(zip(axes, partitions.items(), strict=True)):
+        plot_class_distribution(institutions, class_names, ax, normalize=normalize)
+        ax.set_title(name)
+        if k < len(partitions) - 1:
+            ax.get_legend().remove()
+        if k > 0:
+            ax.set_ylabel("")
+    return fig
+
+
+def plot_training_curves(histories: Mapping[str, Sequence[Mapping]], *,
+                         metric: str = "val_accuracy") -> Figure:
+    """Training loss and one validation metric per epoch, one line per trained model.
+
+    Args:
+        histories: ``{label: per-epoch dicts}`` (the ``history`` of a training result), each
+            dict holding ``epoch``, ``train_loss`` and ``metric``.
+        metric: The validation metric of the right panel.
+
+    Raises:
+        ValueError: No histories, or an epoch dict without the needed keys (the label is named).
+
+    Example:
+        >>> fig = plot_training_curves({"hospital-a/cnn": [
+        ...     {"epoch": 1, "train_loss": 0.7, "val_accuracy": 0.6},
+        ...     {"epoch": 2, "train_loss": 0.5, "val_accuracy": 0.7}]})
+        >>> [ax.get_ylabel() for ax in fig.axes]
+        ['training loss', 'val_accuracy']
+    """
+    if not histories:
+        raise ValueError("no training histories to plot")
+    fig = Figure(figsize=(10.0, 3.4), layout="constrained")
+    loss_ax, metric_ax = fig.subplots(1, 2)
+    cmap = matplotlib.colormaps["tab10"]
+    for k, (label, history) in enumerate(histories.items()):
+        needed = ("epoch", "train_loss", metric)
+        if not history or any(key not in row for row in history for key in needed):
+            raise ValueError(f"{label}: every epoch needs the keys {needed}")
+        epochs = [row["epoch"] for row in history]
+        color = cmap(k % cmap.N)
+        loss_ax.plot(epochs, [row["train_loss"] for row in history], color=color, label=label)
+        metric_ax.plot(epochs, [row[metric] for row in history], color=color, label=label)
+    loss_ax.set(xlabel="epoch", ylabel="training loss", title="Training loss")
+    metric_ax.set(xlabel="epoch", ylabel=metric, title=f"Own validation share: {metric}")
+    metric_ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0),
+                     frameon=False)
+    return fig
+
+
+def plot_metric_comparison(rows: Sequence[Mapping], *, metric: str = "accuracy",
+                           name_key: str = "name", group_key: str | None = None,
+                           reference: Mapping[str, float] | None = None) -> Figure:
+    """Horizontal bars of one metric, one bar per row (e.g. institutions and ensembles).
+
+    Args:
+        rows: Mappings holding ``name_key`` and ``metric`` (NaN/None values are skipped).
+        metric: The metric to show.
+        name_key: The bar label.
+        group_key: Optional key whose value colours the bars (e.g. ``"kind"``).
+        reference: Dashed vertical lines ``{label: value}`` (e.g. chance level).
+
+    Example:
+        >>> fig = plot_metric_comparison([{"name": "a", "accuracy": 0.7},
+        ...                               {"name": "mean", "accuracy": 0.8}])
+        >>> fig.axes[0].get_xlabel()
+        'accuracy'
+    """
+    shown = [row for row in rows if row.get(metric) is not None
+             and not math.isnan(float(row[metric]))]
+    if not shown:
+        raise ValueError(f"no row has a value for {metric!r}")
+    groups = list(dict.fromkeys(str(row.get(group_key, "")) for row in shown)) if group_key \
+        else [""]
+    cmap = matplotlib.colormaps["tab10"]
+    fig = Figure(figsize=(7.0, 0.9 + 0.38 * len(shown)), layout="constrained")
+    ax = fig.add_subplot()
+    names = [str(row[name_key]) for row in shown][::-1]
+    values = [float(row[metric]) for row in shown][::-1]
+    colors = [cmap(groups.index(str(row.get(group_key, ""))) % cmap.N) if group_key
+              else cmap(0) for row in shown][::-1]
+    bars = ax.barh(names, values, color=colors)
+    ax.bar_label(bars, fmt="%.3f", padding=3, fontsize="small")
+    for k, (label, value) in enumerate((reference or {}).items()):
+        ax.axvline(value, linestyle="--", color=cmap((k + 7) % cmap.N), label=label)
+    if group_key:
+        for g in groups:
+            ax.barh([names[0]], [0], color=cmap(groups.index(g) % cmap.N), label=g)
+    if group_key or reference:
+        ax.legend(fontsize="small", loc="lower right")
+    low = min(values + list((reference or {}).values()))
+    ax.set_xlim(max(0.0, low - 0.1), min(1.05, max(values) + 0.08) if max(values) <= 1 else None)
+    ax.set_xlabel(metric)
+    return fig
+
+
+def plot_rounds(history: Sequence[Mapping], *, metric: str = "accuracy",
+                reference: Mapping[str, float] | None = None, title: str | None = None
+                ) -> Figure:
+    """A metric after each federated round, with optional dashed reference lines.
+
+    Args:
+        history: One mapping per round with ``round`` and ``metric``.
+        metric: The metric to plot.
+        reference: ``{label: value}`` horizontal lines (e.g. the ensemble's accuracy).
+        title: Axes title.
+
+    Example:
+        >>> fig = plot_rounds([{"round": 1, "accuracy": 0.6}, {"round": 2, "accuracy": 0.7}],
+        ...                   reference={"ensemble": 0.75})
+        >>> fig.axes[0].get_xlabel()
+        'round'
+    """
+    if not history:
+        raise ValueError("no rounds to plot")
+    for index, row in enumerate(history):
+        if "round" not in row or metric not in row:
+            raise ValueError(f"round entry {index} needs the keys 'round' and {metric!r}")
+    cmap = matplotlib.colormaps["tab10"]
+    fig = Figure(figsize=(6.5, 3.4), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot([row["round"] for row in history], [row[metric] for row in history], marker="o",
+            color=cmap(0), label=title or metric)
+    for k, (label, value) in enumerate((reference or {}).items()):
+        ax.axhline(value, linestyle="--", color=cmap(k + 1), label=label)
+    ax.set(xlabel="round", ylabel=metric, title=title or f"{metric} per round")
+    ax.legend(fontsize="small", loc="lower right")
+    return fig
