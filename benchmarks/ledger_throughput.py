@@ -1,0 +1,113 @@
+"""Ledger throughput: signed-transaction appends per second and full verification time.
+
+What is measured (one run, printed as JSON):
+
+* ``append``: ``N_TX`` signed ROUND_START/ROUND_FAILED transactions, each signed (Ed25519),
+  validated on submit (signature, nonce, rules), then committed in blocks of ``BATCH``: every
+  block is re-checked in full (Merkle root, all signatures, 3 votes), voted by the 3 members and
+  written in one SQLite transaction (WAL, synchronous=FULL, fsync per block).
+* ``append_one_tx_blocks``: the same, one transaction per block (the fsync-bound worst case).
+* ``verify``: a fresh read-only open of a 1,000-block chain (each block: 1 signed transaction,
+  3 votes on a 3-member consortium, i.e. 4 Ed25519 verifications per block) plus re-verification
+  of every hash link, Merkle root, signature, quorum and rule.
+
+Usage:
+    .venv/bin/python benchmarks/ledger_throughput.py [--tx 3000] [--batch 100] [--blocks 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+
+from efl_toolkit.ledger import Consortium, Ledger, ModelRegistry, TxType, open_ledger
+
+MEMBERS = ("hospital-a", "hospital-b", "clinic-c")
+
+
+def _round_txs(ledger: Ledger, i: int) -> None:
+    sender = MEMBERS[i % len(MEMBERS)]
+    if i % 2 == 0:
+        ledger.transact(sender, TxType.ROUND_START, {
+            "round_id": f"r{i}", "versions": [ledger_version(ledger)], "protocol": {"k": i}})
+    else:
+        ledger.transact(sender, TxType.ROUND_FAILED, {"round_id": f"r{i - 1}",
+                                                      "reason": "benchmark"})
+
+
+def ledger_version(ledger: Ledger) -> str:
+    """The one model version the benchmark rounds refer to."""
+    return next(iter(ledger.state.versions))
+
+
+def _new_ledger(directory: str, name: str) -> Ledger:
+    ledger = Ledger.create(os.path.join(directory, name), Consortium.generate(MEMBERS, seed=0))
+    ModelRegistry(ledger).model_commit("hospital-a", "cnn", b"benchmark weights", None, "cnn",
+                                       {"accuracy": 0.5}, {"n_train": 1})
+    return ledger
+
+
+def bench_append(directory: str, name: str, n_tx: int, batch: int) -> dict:
+    """Appends ``n_tx`` signed transactions in blocks of ``batch``; returns rates."""
+    ledger = _new_ledger(directory, name)
+    start = time.perf_counter()
+    for i in range(n_tx):
+        _round_txs(ledger, i)
+        if (i + 1) % batch == 0:
+            ledger.commit_block()
+    if ledger.pending:
+        ledger.commit_block()
+    seconds = time.perf_counter() - start
+    height = ledger.height
+    ledger.close()
+    return {"transactions": n_tx, "batch": batch, "seconds": round(seconds, 3),
+            "tx_per_second": round(n_tx / seconds, 1), "blocks": height}
+
+
+def bench_verify(directory: str, n_blocks: int) -> dict:
+    """Builds a chain of ``n_blocks`` one-transaction blocks, then times open + verify."""
+    ledger = _new_ledger(directory, "verify.sqlite")
+    for i in range(n_blocks - ledger.height - 1):
+        _round_txs(ledger, i)
+        ledger.commit_block()
+    ledger.close()
+    path = os.path.join(directory, "verify.sqlite")
+    start = time.perf_counter()
+    view = open_ledger(path)
+    seconds = time.perf_counter() - start
+    report = view.report
+    again = view.verify()
+    view.close()
+    assert report.ok and again.ok, report.summary()
+    return {"blocks": report.n_blocks, "transactions": report.n_txs,
+            "signatures_per_block": 4, "open_and_verify_seconds": round(seconds, 3),
+            "verify_seconds": round(again.seconds, 3)}
+
+
+def main() -> None:
+    """Runs the three measurements and prints one JSON object."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tx", type=int, default=3000)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--blocks", type=int, default=1000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        result = {
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+            "append": bench_append(d, "batched.sqlite", args.tx, args.batch),
+            "append_one_tx_blocks": bench_append(d, "single.sqlite", 300, 1),
+            "verify": bench_verify(d, args.blocks),
+        }
+    result["targets"] = {
+        "append_tx_per_second_at_least_1000": result["append"]["tx_per_second"] >= 1000,
+        "verify_1000_blocks_under_1s": result["verify"]["open_and_verify_seconds"] < 1.0,
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""Hashing, canonical JSON and Ed25519 signatures: the few primitives the ledger is built on.
+
+Canonical JSON is what gets hashed and signed, so the same value must always give the same
+bytes: keys sorted, no whitespace, UTF-8, no NaN or infinity (they have no JSON spelling). Python
+writes a float as its shortest round-trip repr, which is deterministic; numpy scalars are
+converted, anything else (sets, bytes, objects) is refused with the path of the bad field.
+
+Signatures use Ed25519 (the ``cryptography`` package). Each signed message starts with a domain
+tag (``b"efl-ledger/tx/v1\\n"`` or ``b"efl-ledger/vote/v1\\n"``) so a transaction signature can
+never be replayed as a block vote or the other way round.
+
+Example:
+    >>> canonical_json({"b": 1, "a": [1.5, "é"]})
+    b'{"a":[1.5,"\\xc3\\xa9"],"b":1}'
+    >>> sha256_hex(b"")[:16]
+    'e3b0c44298fc1c14'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from functools import lru_cache
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+TX_DOMAIN = b"efl-ledger/tx/v1\n"
+VOTE_DOMAIN = b"efl-ledger/vote/v1\n"
+HASH_HEX_LEN = 64
+
+
+def sha256_hex(data: bytes) -> str:
+    """SHA-256 of ``data`` as 64 lowercase hex characters.
+
+    Example:
+        >>> sha256_hex(b"abc")[:8]
+        'ba7816bf'
+    """
+    return hashlib.sha256(data).hexdigest()
+
+
+def is_hash_hex(value: object) -> bool:
+    """True if ``value`` is a 64-character lowercase hex string (a SHA-256 digest).
+
+    Example:
+        >>> is_hash_hex("ab" * 32), is_hash_hex("AB" * 32), is_hash_hex("xyz")
+        (True, False, False)
+    """
+    if not isinstance(value, str) or len(value) != HASH_HEX_LEN:
+        return False
+    return all(c in "0123456789abcdef" for c in value)
+
+
+def normalize_json(value: Any, where: str = "value") -> Any:
+    """Returns ``value`` as plain JSON types, or raises ``ValueError`` naming the bad field.
+
+    Tuples become lists, numpy scalars become Python numbers; NaN, infinity, non-string keys and
+    non-JSON objects are refused.
+
+    Example:
+        >>> normalize_json({"acc": (0.5, 1)})
+        {'acc': [0.5, 1]}
+        >>> normalize_json({"auc": float("nan")})
+        Traceback (most recent call last):
+        ...
+        ValueError: value.auc: NaN and infinity are not allowed in the ledger
+    """
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{where}: NaN and infinity are not allowed in the ledger")
+        return float(value)
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"{where}: key {key!r} is not a string")
+            out[key] = normalize_json(item, f"{where}.{key}")
+        return out
+    if isinstance(value, list | tuple):
+        return [normalize_json(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    item = getattr(value, "item", None)  # numpy scalar (np.float32, np.int64, np.bool_ ...)
+    if callable(item) and getattr(value, "shape", None) == ():
+        return normalize_json(item(), where)
+    raise ValueError(f"{where}: {type(value).__name__} is not a JSON value")
+
+
+def canonical_json(value: Any) -> bytes:
+    """The canonical bytes of a JSON value: sorted keys, no whitespace, UTF-8, finite numbers.
+
+    Example:
+        >>> canonical_json({"z": None, "a": True})
+        b'{"a":true,"z":null}'
+    """
+    text = json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+    return text.encode("utf-8")
+
+
+def private_key_from_seed(seed: bytes) -> Ed25519PrivateKey:
+    """An Ed25519 private key from 32 seed bytes (deterministic: same seed, same key).
+
+    Example:
+        >>> key = private_key_from_seed(bytes(32))
+        >>> len(public_key_hex(key))
+        64
+    """
+    return Ed25519PrivateKey.from_private_bytes(seed)
+
+
+def public_key_hex(private_key: Ed25519PrivateKey) -> str:
+    """The raw 32-byte public key of ``private_key`` as hex.
+
+    Example:
+        >>> public_key_hex(private_key_from_seed(bytes(32)))[:8]
+        '3b6a27bc'
+    """
+    raw = private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return raw.hex()
+
+
+def fingerprint(public_key: str) -> str:
+    """A short, readable fingerprint of a hex public key: the first 16 hex of its SHA-256.
+
+    Example:
+        >>> len(fingerprint("00" * 32))
+        16
+    """
+    return sha256_hex(bytes.fromhex(public_key))[:16]
+
+
+def sign(private_key: Ed25519PrivateKey, domain: bytes, message: bytes) -> str:
+    """Signs ``domain + message``; returns the 64-byte signature as hex.
+
+    Example:
+        >>> key = private_key_from_seed(bytes(32))
+        >>> sig = sign(key, TX_DOMAIN, b"hello")
+        >>> verify(public_key_hex(key), sig, TX_DOMAIN, b"hello")
+        True
+    """
+    return private_key.sign(domain + message).hex()
+
+
+@lru_cache(maxsize=256)
+def _public_key(public_key: str) -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_key))
+
+
+def verify(public_key: str, signature: str, domain: bytes, message: bytes) -> bool:
+    """True if ``signature`` (hex) is a valid signature of ``domain + message``; never raises.
+
+    Example:
+        >>> key = private_key_from_seed(bytes(32))
+        >>> verify(public_key_hex(key), "00" * 64, TX_DOMAIN, b"hello")
+        False
+    """
+    try:
+        _public_key(public_key).verify(bytes.fromhex(signature), domain + message)
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+    return True

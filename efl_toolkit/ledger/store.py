@@ -1,0 +1,202 @@
+"""SQLite storage: one SQL transaction per block, so a crash leaves the old or the new chain.
+
+Schema (all content columns are BLOBs holding exactly the bytes that were hashed and signed)::
+
+    meta(key TEXT PRIMARY KEY, value TEXT)           format = efl-ledger, schema = 1
+    blocks(height INTEGER PRIMARY KEY, hash BLOB, header BLOB, votes BLOB)
+    txs(height INTEGER, idx INTEGER, tx_id BLOB, body BLOB, PRIMARY KEY (height, idx))
+
+The database runs in WAL mode with ``synchronous=FULL``; :func:`write_block` inserts a block and
+its transactions between ``BEGIN IMMEDIATE`` and ``COMMIT``, after checking that the head did
+not move. SQLite's atomic commit then guarantees that after a crash (even SIGKILL or power loss)
+the file holds either the chain before or the chain after that block. Readers never crash on odd
+bytes: any column value is handed to verification as ``bytes``.
+
+Example:
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "ledger.sqlite")
+    >>> conn = create_store(path)
+    >>> head_height(conn), read_blocks(conn)
+    (-1, [])
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+from efl_toolkit.ledger.block import StoredBlock, StoredTx
+from efl_toolkit.ledger.errors import LedgerError
+
+FORMAT = "efl-ledger"
+SCHEMA_VERSION = "1"
+
+SCHEMA = """
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE blocks(height INTEGER PRIMARY KEY, hash BLOB NOT NULL, header BLOB NOT NULL,
+                    votes BLOB NOT NULL);
+CREATE TABLE txs(height INTEGER NOT NULL, idx INTEGER NOT NULL, tx_id BLOB NOT NULL,
+                 body BLOB NOT NULL, PRIMARY KEY (height, idx));
+CREATE INDEX txs_by_id ON txs(tx_id);
+"""
+
+
+def _connect(path: str | os.PathLike, readonly: bool) -> sqlite3.Connection:
+    if readonly:
+        uri = Path(path).resolve().as_uri() + "?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    else:
+        conn = sqlite3.connect(os.fspath(path), isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 5000")
+    if not readonly:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+    return conn
+
+
+def create_store(path: str | os.PathLike) -> sqlite3.Connection:
+    """Creates an empty ledger database at ``path``; ``LedgerError`` if a file is there.
+
+    Example:
+        >>> import tempfile
+        >>> create_store(tempfile.mkdtemp() + "/l.sqlite").execute(
+        ...     "SELECT value FROM meta WHERE key='format'").fetchone()
+        ('efl-ledger',)
+    """
+    p = Path(path)
+    if p.exists() and p.stat().st_size > 0:
+        raise LedgerError(f"{p}: a file already exists; open it instead of creating a ledger")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    conn = _connect(p, readonly=False)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)",
+                         [("format", FORMAT), ("schema", SCHEMA_VERSION)])
+        conn.execute("COMMIT")
+    except sqlite3.Error as err:
+        conn.close()
+        raise LedgerError(f"{p}: cannot create ledger: {err}") from None
+    return conn
+
+
+def open_store(path: str | os.PathLike, readonly: bool = True) -> sqlite3.Connection:
+    """Opens an existing ledger database; ``LedgerError`` names the path and the reason.
+
+    Rejects a missing file, a file that is not SQLite, a corrupt database (``quick_check``) and
+    a SQLite database that is not an efl ledger (no ``meta`` format row or wrong schema).
+
+    Example:
+        >>> import tempfile
+        >>> bad = tempfile.mkdtemp() + "/x.sqlite"
+        >>> _ = open(bad, "wb").write(b"not a database at all" * 10)
+        >>> open_store(bad)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        efl_toolkit.ledger.errors.LedgerError: ...: not a SQLite database or corrupt: ...
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise LedgerError(f"{p}: no such ledger file")
+    try:
+        conn = _connect(p, readonly)
+    except sqlite3.Error as err:
+        raise LedgerError(f"{p}: cannot open: {err}") from None
+    try:
+        status = conn.execute("PRAGMA quick_check").fetchone()[0]
+        if status != "ok":
+            raise LedgerError(f"{p}: corrupt SQLite database: {status}")
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        missing = {"meta", "blocks", "txs"} - tables
+        if missing:
+            raise LedgerError(f"{p}: not an efl ledger (missing tables {sorted(missing)})")
+        meta = dict(conn.execute("SELECT key, value FROM meta"))
+        if meta.get("format") != FORMAT:
+            raise LedgerError(f"{p}: not an efl ledger (meta format is {meta.get('format')!r})")
+        if meta.get("schema") != SCHEMA_VERSION:
+            raise LedgerError(f"{p}: unsupported ledger schema {meta.get('schema')!r}")
+    except sqlite3.DatabaseError as err:
+        conn.close()
+        raise LedgerError(f"{p}: not a SQLite database or corrupt: {err}") from None
+    except LedgerError:
+        conn.close()
+        raise
+    return conn
+
+
+def _as_bytes(value: object) -> bytes:
+    """Any stored value as bytes (a tampered row may hold TEXT, a number or NULL)."""
+    if isinstance(value, bytes):
+        return value
+    if value is None:
+        return b""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape")
+    return str(value).encode()
+
+
+def read_blocks(conn: sqlite3.Connection, start: int = 0) -> list[StoredBlock]:
+    """All blocks from height ``start`` on, with their transaction rows, in height order.
+
+    Transaction rows whose height has no block row are returned as a block with empty header
+    bytes, so verification reports them instead of silently skipping them.
+    """
+    conn.text_factory = bytes  # a tampered TEXT value must not fail UTF-8 decoding here
+    try:
+        blocks = conn.execute(
+            "SELECT height, hash, header, votes FROM blocks WHERE height >= ? ORDER BY height",
+            (start,)).fetchall()
+        tx_rows = conn.execute(
+            "SELECT height, idx, tx_id, body FROM txs WHERE height >= ? ORDER BY height, idx",
+            (start,)).fetchall()
+    except sqlite3.DatabaseError as err:
+        raise LedgerError(f"cannot read blocks: {err}") from None
+    finally:
+        conn.text_factory = str
+    by_height: dict[int, list[StoredTx]] = {}
+    for height, idx, tx_id, body in tx_rows:
+        by_height.setdefault(height, []).append(StoredTx(idx, _as_bytes(tx_id), _as_bytes(body)))
+    out = []
+    for height, hash_, header, votes in blocks:
+        txs = tuple(by_height.pop(height, ()))
+        out.append(StoredBlock(height, _as_bytes(hash_), _as_bytes(header), _as_bytes(votes), txs))
+    for height, txs in sorted(by_height.items()):
+        out.append(StoredBlock(height, b"", b"", b"", tuple(txs)))
+    out.sort(key=lambda b: b.height)
+    return out
+
+
+def head_height(conn: sqlite3.Connection) -> int:
+    """Height of the last stored block, or -1 for an empty store."""
+    (height,) = conn.execute("SELECT COALESCE(MAX(height), -1) FROM blocks").fetchone()
+    return height
+
+
+def write_block(conn: sqlite3.Connection, block: StoredBlock) -> None:
+    """Appends ``block`` and its transactions in ONE SQL transaction (all or nothing).
+
+    Raises ``LedgerError`` if the head is no longer ``block.height - 1`` (another writer
+    appended) or SQLite fails; the database is then unchanged.
+    """
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            head = head_height(conn)
+            if head != block.height - 1:
+                raise LedgerError(
+                    f"ledger head is {head}, cannot append height {block.height}: another "
+                    "writer changed the ledger; reopen it")
+            conn.execute("INSERT INTO blocks(height, hash, header, votes) VALUES (?, ?, ?, ?)",
+                         (block.height, block.hash, block.header, block.votes))
+            conn.executemany(
+                "INSERT INTO txs(height, idx, tx_id, body) VALUES (?, ?, ?, ?)",
+                [(block.height, tx.index, tx.tx_id, tx.body) for tx in block.txs])
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    except sqlite3.Error as err:
+        raise LedgerError(f"cannot write block {block.height}: {err}") from None
