@@ -316,6 +316,21 @@ def check_preset() -> CheckResult:
                        f"institutions, {config.train.epochs} epochs, dataset {config.dataset}")
 
 
+def describe_presets() -> list[dict]:
+    """One row per experiment preset with the fields that change run time and realism.
+
+    Example:
+        >>> [row["preset"] for row in describe_presets()]
+        ['classroom_fast', 'paper']
+    """
+    from efl_toolkit.config import PRESETS
+
+    return [{"preset": name, "dataset": c.dataset, "institutions": c.n_institutions,
+             "partition": c.partition, "alpha": c.dirichlet_alpha, "epochs": c.train.epochs,
+             "batch_size": c.train.batch_size, "learning_rate": c.train.learning_rate,
+             "patience": c.train.patience} for name, c in PRESETS.items()]
+
+
 def default_checks() -> list[tuple[str, Callable[[], CheckResult | list[CheckResult]]]]:
     """The checks :func:`run_setup_checks` runs, as ``(label, function)`` pairs.
 

@@ -1,0 +1,185 @@
+"""The course notebooks: paired with py:percent twins, committed without outputs, and executed
+top to bottom under the fast preset.
+
+Every ``notebooks/*.ipynb`` is picked up automatically. Execution uses nbclient with a kernel
+spec written into a temporary ``JUPYTER_PATH`` that points at *this* interpreter (the project's
+virtualenv), so a ``python3`` kernel installed elsewhere on the machine can never be used by
+accident. Each notebook runs in a temporary working directory (nothing is written into the
+repository) with ``EFL_PRESET=classroom_fast`` and a time budget for the whole notebook; a
+failure names the notebook, the failing cell and the error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError, CellTimeoutError
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = ROOT / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+PAIRED_FORMATS = "ipynb,py:percent"
+KERNEL_NAME = "efl-test-venv"
+#: Seconds one notebook may take from kernel start to its last cell (fast preset, 2 cores).
+NOTEBOOK_BUDGET = 240.0
+#: Seconds allowed for a kernel to start.
+STARTUP_TIMEOUT = 60
+
+
+def _ids(paths):
+    return [p.stem for p in paths]
+
+
+def _cell_sources(notebook) -> list[tuple[str, str]]:
+    return [(cell.cell_type, cell.source.strip()) for cell in notebook.cells]
+
+
+@pytest.fixture(scope="session")
+def venv_kernel(tmp_path_factory):
+    """A kernel spec running ipykernel on this interpreter, visible through JUPYTER_PATH."""
+    data_dir = tmp_path_factory.mktemp("jupyter-data")
+    spec_dir = data_dir / "kernels" / KERNEL_NAME
+    spec_dir.mkdir(parents=True)
+    spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": f"efl tests ({sys.executable})", "language": "python"}
+    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JUPYTER_PATH", str(data_dir))
+        patch.setenv("EFL_PRESET", "classroom_fast")
+        patch.setenv("PYTHONWARNINGS", "ignore::DeprecationWarning")
+        yield KERNEL_NAME
+
+
+def run_notebook(path: Path, kernel_name: str, workdir: Path, budget: float = NOTEBOOK_BUDGET):
+    """Executes a notebook in ``workdir``; returns ``(executed notebook, seconds)``.
+
+    Raises:
+        AssertionError: (via ``pytest.fail``) naming the notebook, cell and error on failure.
+    """
+    notebook = nbformat.read(path, as_version=4)
+    deadline = time.monotonic() + budget
+    current = {"index": None}
+
+    def on_cell_start(cell, cell_index):
+        current["index"] = cell_index
+
+    client = NotebookClient(
+        notebook, kernel_name=kernel_name, startup_timeout=STARTUP_TIMEOUT,
+        timeout_func=lambda cell: max(1, int(deadline - time.monotonic())),
+        interrupt_on_timeout=False, allow_errors=False, record_timing=False,
+        resources={"metadata": {"path": str(workdir)}}, on_cell_start=on_cell_start)
+    started = time.monotonic()
+    try:
+        client.execute()
+    except CellTimeoutError:
+        pytest.fail(f"{path.name}: cell #{current['index']} still running when the notebook's "
+                    f"{budget:g} s budget ran out:\n{_source_head(notebook, current['index'])}",
+                    pytrace=False)
+    except CellExecutionError as error:
+        pytest.fail(f"{path.name}: cell #{current['index']} raised {error.ename}: "
+                    f"{error.evalue}\n--- cell source ---\n"
+                    f"{_source_head(notebook, current['index'])}\n--- traceback ---\n{error}",
+                    pytrace=False)
+    return notebook, time.monotonic() - started
+
+
+def _source_head(notebook, index, lines: int = 12) -> str:
+    if index is None:
+        return "(before the first cell: the kernel did not start)"
+    return "\n".join(notebook.cells[index].source.splitlines()[:lines])
+
+
+def test_notebooks_exist_and_every_twin_is_paired():
+    assert NOTEBOOKS, f"no notebooks found in {NOTEBOOK_DIR}"
+    ipynb = {p.stem for p in NOTEBOOKS}
+    twins = {p.stem for p in NOTEBOOK_DIR.glob("*.py")}
+    assert twins == ipynb, (f"unpaired notebooks: .py without .ipynb {sorted(twins - ipynb)}, "
+                            f".ipynb without .py {sorted(ipynb - twins)}")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_notebook_is_clean_and_matches_its_twin(path):
+    notebook = nbformat.read(path, as_version=4)
+    nbformat.validate(notebook)
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type == "code":
+            assert not cell.outputs, f"{path.name}: cell #{index} has committed outputs"
+            assert cell.execution_count is None, (
+                f"{path.name}: cell #{index} has an execution count (clear it before committing)")
+    formats = notebook.metadata.get("jupytext", {}).get("formats")
+    assert formats == PAIRED_FORMATS, (
+        f"{path.name}: jupytext formats metadata is {formats!r}, expected {PAIRED_FORMATS!r}")
+    assert notebook.metadata.get("kernelspec", {}).get("name") == "python3", (
+        f"{path.name}: kernelspec must be python3")
+
+    twin = jupytext.read(path.with_suffix(".py"))
+    assert twin.metadata.get("jupytext", {}).get("formats") == PAIRED_FORMATS, (
+        f"{path.with_suffix('.py').name}: header lacks formats: {PAIRED_FORMATS}")
+    ours, theirs = _cell_sources(notebook), _cell_sources(twin)
+    assert len(ours) == len(theirs), (f"{path.name} has {len(ours)} cells but its .py twin has "
+                                      f"{len(theirs)}: regenerate with jupytext --to ipynb")
+    for index, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+        assert a == b, (f"{path.name}: cell #{index} differs from the .py twin "
+                        "(the .py is the source: jupytext --to ipynb)")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_notebook_tells_its_story(path):
+    """Opens with what the reader will learn; ends with a summary and exercises."""
+    notebook = nbformat.read(path, as_version=4)
+    markdown = [c.source.lower() for c in notebook.cells if c.cell_type == "markdown"]
+    assert markdown and notebook.cells[0].cell_type == "markdown", (
+        f"{path.name}: must open with a markdown cell")
+    assert "you will learn" in markdown[0], (
+        f"{path.name}: the first cell must say what the reader will learn")
+    tail = "\n".join(markdown[-2:])
+    assert "## summary" in tail and "## exercises" in tail, (
+        f"{path.name}: must end with a '## Summary' and '## Exercises' section")
+
+
+def test_kernel_is_this_interpreter(venv_kernel, tmp_path):
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import os, sys\nprint(sys.executable)\nprint(os.getcwd())\n"
+        "print(os.environ['EFL_PRESET'])")])
+    path = tmp_path / "probe.ipynb"
+    nbformat.write(notebook, path)
+    executed, _ = run_notebook(path, venv_kernel, tmp_path, budget=STARTUP_TIMEOUT)
+    lines = executed.cells[0].outputs[0].text.split()
+    assert lines == [sys.executable, str(tmp_path), "classroom_fast"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_notebook_runs_top_to_bottom(path, venv_kernel, tmp_path):
+    before = sorted(p.name for p in NOTEBOOK_DIR.iterdir())
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    executed, seconds = run_notebook(path, venv_kernel, workdir)
+    print(f"{path.name}: {seconds:.1f} s")
+    code_cells = [c for c in executed.cells if c.cell_type == "code"]
+    assert all(c.execution_count is not None for c in code_cells), (
+        f"{path.name}: not every code cell ran")
+    assert sorted(p.name for p in NOTEBOOK_DIR.iterdir()) == before, (
+        f"{path.name} wrote files into {NOTEBOOK_DIR}")
+
+
+def test_a_failing_cell_is_named(venv_kernel, tmp_path):
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# probe"),
+        nbformat.v4.new_code_cell("x = 1"),
+        nbformat.v4.new_code_cell("raise ValueError('institution hospital-b has no data')"),
+    ])
+    path = tmp_path / "broken.ipynb"
+    nbformat.write(notebook, path)
+    with pytest.raises(pytest.fail.Exception) as failure:
+        run_notebook(path, venv_kernel, tmp_path, budget=STARTUP_TIMEOUT)
+    message = str(failure.value)
+    assert "broken.ipynb: cell #2 raised ValueError" in message
+    assert "hospital-b has no data" in message
