@@ -147,6 +147,8 @@ def decode_votes(data: bytes) -> tuple[Vote, ...]:
                 or not all(isinstance(x, str) for x in item.values())):
             raise ValueError(f"malformed vote {item!r:.80}")
         votes.append(Vote(item["signer"], item["signature"]))
+    if encode_votes(votes) != data:
+        raise ValueError("votes are not in canonical form (sorted by signer, canonical JSON)")
     return tuple(votes)
 
 

@@ -162,6 +162,8 @@ def signature_problem(tx: Transaction, members: dict[str, Member]) -> str | None
         key = members[tx.sender].public_key
     else:
         return f"sender {tx.sender!r} is not a registered institution"
+    if len(tx.signature) != 128 or tx.signature != tx.signature.lower():
+        return f"signature of transaction {tx.tx_id[:12]} is not 128 lowercase hex characters"
     if not tx.signature_ok(key):
         return f"bad signature on transaction {tx.tx_id[:12]} from {tx.sender!r}"
     return None
