@@ -37,13 +37,14 @@ class BlockRow:
 
 @dataclass(frozen=True)
 class TxView:
-    """One decoded transaction of a block."""
+    """One decoded transaction of a block (``signature_ok`` None: not checked)."""
 
     index: int
     tx_hash: str
     type: str
     sender: str
     payload: Mapping[str, Any]
+    signature_ok: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -59,10 +60,14 @@ class BlockView:
 
 @dataclass(frozen=True)
 class CheckResult:
-    """The outcome of one verification check on one block (``reason`` explains a failure)."""
+    """The outcome of one verification check on one block.
+
+    ``ok`` is True (passed), False (failed) or None (not checked, e.g. an earlier check failed);
+    ``reason`` explains a failure or a skip.
+    """
 
     name: str
-    ok: bool
+    ok: bool | None
     reason: str = ""
 
 
@@ -77,7 +82,7 @@ class Failure:
 
 @dataclass(frozen=True)
 class VerifyReport:
-    """The result of verifying a whole chain.
+    """The result of verifying a whole chain; ``failures`` are in chain order.
 
     Example:
         >>> VerifyReport(ok=True, n_blocks=3, head="cd" * 32, failures=()).summary
@@ -91,8 +96,8 @@ class VerifyReport:
 
     @property
     def first_failure(self) -> Failure | None:
-        """The failure at the lowest height, or None when the chain verified."""
-        return min(self.failures, key=lambda f: f.height) if self.failures else None
+        """The failure that breaks the chain (the first one), or None when it verified."""
+        return self.failures[0] if self.failures else None
 
     @property
     def summary(self) -> str:
@@ -145,7 +150,11 @@ class SearchHit:
 
 @dataclass(frozen=True)
 class TamperOutcome:
-    """What a tamper experiment on a scratch copy changed and what verification then reported."""
+    """What a tamper experiment on a scratch copy changed and what verification then reported.
+
+    ``block_checks`` are every check on block ``checked_height`` of the copy (the first block
+    that failed, or the tampered one if nothing failed).
+    """
 
     scratch_path: str
     kind: str
@@ -153,6 +162,7 @@ class TamperOutcome:
     description: str
     report: VerifyReport
     block_checks: tuple[CheckResult, ...]
+    checked_height: int
 
 
 @runtime_checkable
@@ -203,8 +213,8 @@ class ExplorerBackend(Protocol):
 class TamperableBackend(ExplorerBackend, Protocol):
     """A backend that can run a tamper experiment on a scratch copy (never on the original)."""
 
-    def tamper_kinds(self) -> Sequence[str]:
-        """Names of the tamper experiments on offer."""
+    def tamper_kinds(self) -> Mapping[str, str]:
+        """The tamper experiments on offer: name -> what it changes."""
         ...
 
     def tamper_copy(self, kind: str, height: int) -> TamperOutcome:

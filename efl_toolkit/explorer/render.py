@@ -36,6 +36,7 @@ STYLE = """<style>
 .efl-payload { margin: 0; font-size: 11px; max-height: 14em; overflow: auto; }
 </style>"""
 
+SIGNATURE_MARK = {True: "\u2714 valid", False: "\u2718 INVALID", None: "not checked"}
 BLOCK_HEADER = f"{'height':>6}  {'hash':<12}  {'proposer':<16}  {'txs':>4}  time (UTC)"
 
 
@@ -81,7 +82,12 @@ def check_badges(checks: Sequence[CheckResult]) -> str:
     """
     parts = []
     for check in checks:
-        text = check.name if check.ok else f"{check.name}: {check.reason}"
+        if check.ok:
+            text = check.name
+        elif check.ok is None:
+            text = f"{check.name}: {check.reason or 'not checked'}"
+        else:
+            text = f"{check.name}: {check.reason}"
         parts.append(badge(text, check.ok))
     return '<div class="efl-checks">' + "".join(parts) + "</div>"
 
@@ -124,10 +130,10 @@ def block_detail(view: BlockView, checks: Sequence[CheckResult]) -> str:
     txs = "".join(
         f"<tr><td>{tx.index}</td><td>{escape(tx.type)}</td><td>{escape(tx.sender)}</td>"
         f"<td class='efl-mono' title='{escape(tx.tx_hash)}'>{escape(tx.tx_hash[:12])}</td>"
-        f"<td>{_payload(tx.payload)}</td></tr>"
+        f"<td>{SIGNATURE_MARK[tx.signature_ok]}</td><td>{_payload(tx.payload)}</td></tr>"
         for tx in view.transactions)
     tx_table = (f"<table class='efl-table efl-txs'><tr><th>#</th><th>type</th><th>sender</th>"
-                f"<th>tx hash</th><th>payload</th></tr>{txs}</table>" if txs
+                f"<th>tx hash</th><th>signature</th><th>payload</th></tr>{txs}</table>" if txs
                 else "<p>no transactions</p>")
     return (f"<h4>block {row.height}</h4>{check_badges(checks)}"
             f"<table class='efl-table'>{header}</table>"
@@ -176,7 +182,7 @@ def tamper_report(outcome: TamperOutcome, original: VerifyReport) -> str:
         >>> from efl_toolkit.explorer.backend import Failure
         >>> bad = VerifyReport(False, 3, "", (Failure(1, "merkle root", "mismatch"),))
         >>> good = VerifyReport(True, 3, "ab" * 32, ())
-        >>> o = TamperOutcome("/tmp/x", "payload", 1, "edited a tx", bad, ())
+        >>> o = TamperOutcome("/tmp/x", "payload", 1, "edited a tx", bad, (), 1)
         >>> "merkle root" in tamper_report(o, good)
         True
     """
@@ -192,6 +198,6 @@ def tamper_report(outcome: TamperOutcome, original: VerifyReport) -> str:
             f"{escape(outcome.description)}</p>{verdict}"
             f"<table class='efl-table efl-tamper-failures'><tr><th>height</th><th>check</th>"
             f"<th>reason</th></tr>{failures}</table>"
-            f"<p>Checks on block {outcome.height} of the copy:</p>"
+            f"<p>Checks on block {outcome.checked_height} of the copy:</p>"
             f"{check_badges(outcome.block_checks)}"
             f"<p>Original ledger: {badge(original.summary, original.ok)}</p>")

@@ -13,6 +13,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -130,8 +131,10 @@ class ExplorerWidget(widgets.VBox):
                            tooltip="Tamper with a scratch copy; the original is never touched"),
             "efl-tamper-button")
         self.tamper_status = _styled(widgets.HTML(), "efl-tamper-status")
+        self.tamper_help = _styled(widgets.HTML(), "efl-tamper-help")
+        self._tamper_kinds = {}
         if isinstance(self.backend, TamperableBackend):
-            self.tamper_kind.options = list(self.backend.tamper_kinds())
+            self._tamper_kinds = dict(self.backend.tamper_kinds())
             note = ("Instructor demo: changes one thing in a <b>scratch copy</b> of the ledger "
                     "and shows which check breaks. The original ledger is never written.")
         else:
@@ -140,31 +143,36 @@ class ExplorerWidget(widgets.VBox):
         tamper_tab = widgets.VBox([
             widgets.HTML(note),
             widgets.HBox([self.tamper_kind, self.tamper_height, self.tamper_button]),
-            self.tamper_status])
+            self.tamper_help, self.tamper_status])
 
         self.tabs = _styled(widgets.Tab(children=[blocks_tab, self.institutions_view,
                                                   self.dag_view, tamper_tab],
                                         titles=TAB_TITLES), "efl-tabs")
         self._children = [style, self.summary, toolbar, search, self.tabs]
+        self.tamper_kind.observe(lambda change: self._explain_tamper(change["new"]),
+                                 names="value")
+        self.tamper_kind.options = list(self._tamper_kinds)
 
         self.refresh_button.on_click(self._guard(lambda _: self.refresh()))
         self.verify_button.on_click(self._guard(lambda _: self.verify()))
-        self.tamper_button.on_click(self._guard(lambda _: self.tamper()))
-        self.block_list.observe(self._guard(lambda change: self.show_block(change["new"])),
-                                names="value")
-        self.search_box.observe(self._guard(lambda change: self.search(change["new"])),
-                                names="value")
+        self.tamper_button.on_click(self._guard(lambda _: self.tamper(), self.tamper_status))
+        self.block_list.observe(self._guard(lambda change: self.show_block(change["new"]),
+                                            self.block_detail), names="value")
+        self.search_box.observe(self._guard(lambda change: self.search(change["new"]),
+                                            self.search_results), names="value")
 
-    def _guard(self, handler: Callable[[Any], None]) -> Callable[[Any], None]:
-        """Wraps a callback so a backend error lands in the summary line, not in a lost log."""
+    def _guard(self, handler: Callable[[Any], None],
+               status: widgets.HTML | None = None) -> Callable[[Any], None]:
+        """Wraps a callback so an error is shown in ``status`` (default: the summary line)
+        instead of vanishing into the kernel log; the widget stays usable."""
 
         def guarded(argument: Any) -> None:
             try:
                 handler(argument)
-            except Exception as error:  # shown to the user; the widget must stay usable
+            except Exception as error:
                 self.error = traceback.format_exc()
-                self.summary.value = render.badge(f"error: {type(error).__name__}: {error}",
-                                                  False)
+                (status or self.summary).value = render.badge(
+                    f"error: {type(error).__name__}: {error}", False)
 
         return guarded
 
@@ -214,10 +222,15 @@ class ExplorerWidget(widgets.VBox):
         if height is None:
             self.block_detail.value = "<p>no blocks yet</p>"
             return
+        self.tamper_height.value = min(height, self.tamper_height.max)
         with self._lock:
             view = self.backend.block(height)
             checks = self.backend.check_block(height)
         self.block_detail.value = render.block_detail(view, checks)
+
+    def _explain_tamper(self, kind: str | None) -> None:
+        text = self._tamper_kinds.get(kind, "") if kind else ""
+        self.tamper_help.value = f"<i>{escape(text)}</i>" if text else ""
 
     def select_block(self, height: int) -> None:
         """Selects a block in the list (and shows it), switching to the Blocks tab."""
@@ -267,6 +280,9 @@ class ExplorerWidget(widgets.VBox):
         height = height if height is not None else self.tamper_height.value
         self.tamper_status.value = render.badge(f"tampering with a copy: {kind} at {height}...",
                                                 None)
+        if kind not in self._tamper_kinds:
+            raise ValueError(f"unknown tamper experiment {kind!r}; choose from "
+                             f"{sorted(self._tamper_kinds)}")
         with self._lock:
             outcome = self.backend.tamper_copy(kind, height)
             original = self.backend.verify()
