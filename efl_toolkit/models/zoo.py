@@ -1,0 +1,289 @@
+"""A zoo of Flax NNX image classifiers of very different capacities.
+
+Every architecture is built from the dataset's image shape ``(H, W, C)`` and class count, so the
+same names work for grayscale and colour images of any size (28x28, 64x64...). All models share
+one calling convention::
+
+    logits = model(images)                          # evaluation mode (the default)
+    logits = model(images, train=True, key=key)     # training: dropout on, batch statistics
+
+``images`` is ``float32 [B, H, W, C]`` in ``[0, 1]``; ``logits`` is ``[B, n_classes]``. Dropout
+takes its randomness from the explicit ``key`` (models hold no RNG state), and BatchNorm uses
+batch statistics (and updates its running averages) only when ``train=True``.
+
+Architectures, from the smallest to the largest:
+
+* ``logistic``: multinomial logistic regression on the pixels.
+* ``mlp``: two hidden layers with dropout.
+* ``vit``: a tiny Vision Transformer (patch embedding, two attention blocks).
+* ``cnn``: two conv-pool blocks and a dense head (the "small CNN").
+* ``resnet``: a deeper residual CNN with BatchNorm (three stages of basic blocks).
+
+Example:
+    >>> from flax import nnx
+    >>> import numpy as np
+    >>> from efl_toolkit.models.zoo import build_model
+    >>> model = build_model("cnn", (28, 28, 1), 2, nnx.Rngs(0))
+    >>> model(np.zeros((4, 28, 28, 1), np.float32)).shape
+    (4, 2)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+ImageShape = tuple[int, int, int]
+
+
+def _check_shape(image_shape: ImageShape, n_classes: int) -> ImageShape:
+    shape = tuple(int(s) for s in image_shape)
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"image_shape must be (H, W, C) with positive sizes, got {image_shape!r}")
+    if int(n_classes) < 2:
+        raise ValueError(f"n_classes must be at least 2, got {n_classes!r}")
+    return shape  # type: ignore[return-value]
+
+
+def _dropout(layer: nnx.Dropout, x: jax.Array, train: bool, key: jax.Array | None,
+             salt: int) -> jax.Array:
+    if not train or layer.rate == 0.0:
+        return x
+    if key is None:
+        raise ValueError("train=True needs a PRNG `key` for dropout")
+    return layer(x, deterministic=False, rngs=jax.random.fold_in(key, salt))
+
+
+def max_pool_2x2(x: jax.Array) -> jax.Array:
+    """2x2 max pooling, stride 2 (odd edges dropped), as a reshape and a max.
+
+    Same values as ``nnx.max_pool(x, (2, 2), strides=(2, 2))``, but its gradient is a cheap
+    compare-and-select: XLA's ``select_and_scatter`` gradient of ``max_pool`` was ~10x slower
+    on CPU and dominated the small CNN's training step.
+    """
+    batch, height, width, channels = x.shape
+    if height < 2 or width < 2:
+        return x
+    x = x[:, : height // 2 * 2, : width // 2 * 2]
+    return x.reshape(batch, height // 2, 2, width // 2, 2, channels).max(axis=(2, 4))
+
+
+class LogisticRegression(nnx.Module):
+    """Multinomial logistic regression on the flattened pixels."""
+
+    def __init__(self, image_shape: ImageShape, n_classes: int, *, rngs: nnx.Rngs):
+        height, width, channels = image_shape
+        self.linear = nnx.Linear(height * width * channels, n_classes, rngs=rngs)
+
+    def __call__(self, x: jax.Array, *, train: bool = False, key: jax.Array | None = None):
+        return self.linear(x.reshape(x.shape[0], -1))
+
+
+class MLP(nnx.Module):
+    """Two hidden ReLU layers with dropout."""
+
+    def __init__(self, image_shape: ImageShape, n_classes: int, *, rngs: nnx.Rngs,
+                 hidden: tuple[int, int] = (128, 64), dropout: float = 0.2):
+        height, width, channels = image_shape
+        self.hidden1 = nnx.Linear(height * width * channels, hidden[0], rngs=rngs)
+        self.hidden2 = nnx.Linear(hidden[0], hidden[1], rngs=rngs)
+        self.out = nnx.Linear(hidden[1], n_classes, rngs=rngs)
+        self.dropout = nnx.Dropout(dropout)
+
+    def __call__(self, x: jax.Array, *, train: bool = False, key: jax.Array | None = None):
+        x = nnx.relu(self.hidden1(x.reshape(x.shape[0], -1)))
+        x = _dropout(self.dropout, x, train, key, 0)
+        x = nnx.relu(self.hidden2(x))
+        return self.out(x)
+
+
+class SmallCNN(nnx.Module):
+    """Two 3x3 conv + 2x2 max-pool blocks (32, 64 channels), dense 128 with dropout."""
+
+    def __init__(self, image_shape: ImageShape, n_classes: int, *, rngs: nnx.Rngs,
+                 channels: tuple[int, int] = (32, 64), dense: int = 128, dropout: float = 0.3):
+        height, width, in_channels = image_shape
+        self.conv1 = nnx.Conv(in_channels, channels[0], (3, 3), rngs=rngs)
+        self.conv2 = nnx.Conv(channels[0], channels[1], (3, 3), rngs=rngs)
+        flat = max(height // 4, 1) * max(width // 4, 1) * channels[1]
+        self.dense = nnx.Linear(flat, dense, rngs=rngs)
+        self.out = nnx.Linear(dense, n_classes, rngs=rngs)
+        self.dropout = nnx.Dropout(dropout)
+
+    @staticmethod
+    def _pool(x: jax.Array) -> jax.Array:
+        return max_pool_2x2(x)
+
+    def __call__(self, x: jax.Array, *, train: bool = False, key: jax.Array | None = None):
+        x = self._pool(nnx.relu(self.conv1(x)))
+        x = self._pool(nnx.relu(self.conv2(x)))
+        x = nnx.relu(self.dense(x.reshape(x.shape[0], -1)))
+        x = _dropout(self.dropout, x, train, key, 0)
+        return self.out(x)
+
+
+class BasicBlock(nnx.Module):
+    """Residual block: conv-BN-ReLU-conv-BN plus a (projected) shortcut, then ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, *, rngs: nnx.Rngs):
+        self.conv1 = nnx.Conv(in_channels, out_channels, (3, 3), strides=stride,
+                              use_bias=False, rngs=rngs)
+        self.bn1 = nnx.BatchNorm(out_channels, momentum=0.9, rngs=rngs)
+        self.conv2 = nnx.Conv(out_channels, out_channels, (3, 3), use_bias=False, rngs=rngs)
+        self.bn2 = nnx.BatchNorm(out_channels, momentum=0.9, rngs=rngs)
+        self.project = stride != 1 or in_channels != out_channels
+        if self.project:
+            self.shortcut = nnx.Conv(in_channels, out_channels, (1, 1), strides=stride,
+                                     use_bias=False, rngs=rngs)
+            self.bn_shortcut = nnx.BatchNorm(out_channels, momentum=0.9, rngs=rngs)
+
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        frozen = not train
+        y = nnx.relu(self.bn1(self.conv1(x), use_running_average=frozen))
+        y = self.bn2(self.conv2(y), use_running_average=frozen)
+        if self.project:
+            x = self.bn_shortcut(self.shortcut(x), use_running_average=frozen)
+        return nnx.relu(x + y)
+
+
+class ResNet(nnx.Module):
+    """A small ResNet: 3x3 stem, three stages of basic blocks, global average pooling."""
+
+    def __init__(self, image_shape: ImageShape, n_classes: int, *, rngs: nnx.Rngs,
+                 widths: tuple[int, ...] = (16, 32, 64), blocks_per_stage: int = 2):
+        in_channels = image_shape[2]
+        self.stem = nnx.Conv(in_channels, widths[0], (3, 3), use_bias=False, rngs=rngs)
+        self.bn_stem = nnx.BatchNorm(widths[0], momentum=0.9, rngs=rngs)
+        blocks = []
+        previous = widths[0]
+        for stage, width in enumerate(widths):
+            for index in range(blocks_per_stage):
+                stride = 2 if stage > 0 and index == 0 else 1
+                blocks.append(BasicBlock(previous, width, stride, rngs=rngs))
+                previous = width
+        self.blocks = nnx.List(blocks)
+        self.out = nnx.Linear(previous, n_classes, rngs=rngs)
+
+    def __call__(self, x: jax.Array, *, train: bool = False, key: jax.Array | None = None):
+        x = nnx.relu(self.bn_stem(self.stem(x), use_running_average=not train))
+        for block in self.blocks:
+            x = block(x, train)
+        return self.out(jnp.mean(x, axis=(1, 2)))
+
+
+class TransformerBlock(nnx.Module):
+    """Pre-norm transformer encoder block: self-attention and an MLP, both residual."""
+
+    def __init__(self, dim: int, heads: int, mlp_dim: int, *, rngs: nnx.Rngs):
+        self.norm1 = nnx.LayerNorm(dim, rngs=rngs)
+        self.attention = nnx.MultiHeadAttention(heads, dim, decode=False, deterministic=True,
+                                                rngs=rngs)
+        self.norm2 = nnx.LayerNorm(dim, rngs=rngs)
+        self.mlp1 = nnx.Linear(dim, mlp_dim, rngs=rngs)
+        self.mlp2 = nnx.Linear(mlp_dim, dim, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = x + self.attention(self.norm1(x))
+        return x + self.mlp2(nnx.gelu(self.mlp1(self.norm2(x))))
+
+
+class TinyViT(nnx.Module):
+    """A tiny Vision Transformer: patches of about 1/7 of the side, mean-pooled tokens."""
+
+    def __init__(self, image_shape: ImageShape, n_classes: int, *, rngs: nnx.Rngs,
+                 dim: int = 64, depth: int = 2, heads: int = 4, mlp_dim: int = 128,
+                 dropout: float = 0.1):
+        height, width, channels = image_shape
+        self.patch = max(1, min(height, width) // 7)
+        n_tokens = (height // self.patch) * (width // self.patch)
+        self.embed = nnx.Conv(channels, dim, (self.patch, self.patch), strides=self.patch,
+                              padding="VALID", rngs=rngs)
+        self.position = nnx.Param(0.02 * jax.random.normal(rngs.params(), (1, n_tokens, dim)))
+        self.blocks = nnx.List(
+            [TransformerBlock(dim, heads, mlp_dim, rngs=rngs) for _ in range(depth)]
+        )
+        self.norm = nnx.LayerNorm(dim, rngs=rngs)
+        self.out = nnx.Linear(dim, n_classes, rngs=rngs)
+        self.dropout = nnx.Dropout(dropout)
+
+    def __call__(self, x: jax.Array, *, train: bool = False, key: jax.Array | None = None):
+        x = self.embed(x)
+        x = x.reshape(x.shape[0], -1, x.shape[-1]) + self.position[...]
+        x = _dropout(self.dropout, x, train, key, 0)
+        for block in self.blocks:
+            x = block(x)
+        return self.out(self.norm(jnp.mean(x, axis=1)))
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A registered architecture.
+
+    Attributes:
+        name: Registry name (``"cnn"``...).
+        builder: ``builder(image_shape, n_classes, rngs=...) -> nnx.Module``.
+        rank: Capability order used by capacity assignment (higher: more capable, preferred
+            when the budget allows).
+        description: One line for people.
+    """
+
+    name: str
+    builder: Callable[..., nnx.Module]
+    rank: int
+    description: str
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    arch.name: arch
+    for arch in (
+        Architecture("logistic", LogisticRegression, 0, "logistic regression on pixels"),
+        Architecture("mlp", MLP, 1, "MLP, two hidden layers (128, 64), dropout"),
+        Architecture("vit", TinyViT, 2, "tiny Vision Transformer, 2 blocks, dim 64"),
+        Architecture("cnn", SmallCNN, 3, "small CNN: 2 conv-pool blocks (32, 64), dense 128"),
+        Architecture("resnet", ResNet, 4, "residual CNN: 3 stages x 2 basic blocks, BatchNorm"),
+    )
+}
+
+
+def architecture_names() -> tuple[str, ...]:
+    """Registered architecture names, from the least to the most capable.
+
+    Example:
+        >>> architecture_names()
+        ('logistic', 'mlp', 'vit', 'cnn', 'resnet')
+    """
+    return tuple(sorted(ARCHITECTURES, key=lambda name: ARCHITECTURES[name].rank))
+
+
+def build_model(arch: str, image_shape: ImageShape, n_classes: int, rngs: nnx.Rngs
+                ) -> nnx.Module:
+    """Builds a freshly initialised model of a registered architecture.
+
+    Args:
+        arch: Architecture name, one of :func:`architecture_names`.
+        image_shape: ``(H, W, C)`` of the input images.
+        n_classes: Number of classes (at least 2).
+        rngs: Parameter initialisation randomness, e.g. ``nnx.Rngs(key)``.
+
+    Returns:
+        An ``nnx.Module`` mapping ``float32 [B, H, W, C]`` to logits ``[B, n_classes]``.
+
+    Raises:
+        ValueError: Unknown architecture name, bad image shape or class count.
+
+    Example:
+        >>> from flax import nnx
+        >>> m = build_model("resnet", (64, 64, 3), 7, nnx.Rngs(0))
+        >>> m(jnp.zeros((2, 64, 64, 3))).shape
+        (2, 7)
+    """
+    if arch not in ARCHITECTURES:
+        raise ValueError(
+            f"unknown architecture {arch!r}; choose one of {list(architecture_names())}"
+        )
+    shape = _check_shape(image_shape, n_classes)
+    return ARCHITECTURES[arch].builder(shape, int(n_classes), rngs=rngs)
