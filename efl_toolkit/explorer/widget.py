@@ -60,7 +60,8 @@ class ExplorerWidget(widgets.VBox):
     """An interactive explorer of one ledger; display it as the last expression of a cell.
 
     Args:
-        source: an :class:`ExplorerBackend`, or the path of an embedded ledger file.
+        source: an :class:`ExplorerBackend`, or the path of an embedded ledger file (then the
+            widget opens a :class:`LedgerBackend` and :meth:`close` closes it).
         refresh_seconds: poll for new blocks this often in a background thread; ``None`` (or 0)
             polls never (call :meth:`refresh` yourself). :meth:`close` stops the poll.
 
@@ -73,14 +74,16 @@ class ExplorerWidget(widgets.VBox):
 
     def __init__(self, source: ExplorerBackend | str | os.PathLike, *,
                  refresh_seconds: float | None = 2.0, **kwargs: Any) -> None:
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+        self._lock = threading.RLock()
         self.backend = open_backend(source)
+        self._owns_backend = self.backend is not source
         self.rows: list[BlockRow] = []
         self.last_report: VerifyReport | None = None
         self.last_tamper: TamperOutcome | None = None
         self.last_hits: list[SearchHit] = []
-        self._lock = threading.RLock()
-        self._stop = threading.Event()
-        self._poller: threading.Thread | None = None
+        self.error: str | None = None
         self._build()
         super().__init__(children=self._children, **kwargs)
         _styled(self, "efl-explorer")
@@ -317,11 +320,11 @@ class ExplorerWidget(widgets.VBox):
         return self._poller is not None and self._poller.is_alive()
 
     def close(self) -> None:
-        """Stops polling, closes the backend (when it can be closed) and every child widget."""
+        """Stops polling, closes every child widget, and closes the backend if the widget opened
+        it from a path (a backend you passed in stays yours to close)."""
         self.stop_polling()
-        closer = getattr(self.backend, "close", None)
-        if callable(closer):
-            closer()
+        if getattr(self, "_owns_backend", False):
+            self.backend.close()
         for child in self._all_children():
             child.close()
         super().close()
