@@ -1,0 +1,358 @@
+"""Federated averaging (FedAvg) over institutions that all train the same architecture.
+
+FedAvg is the classic federated learning algorithm: a global model is sent to every
+institution, each trains it for a few local epochs on its own data, and the new global model is
+the average of their parameters weighted by their number of training examples. It is the
+toolkit's **homogeneous baseline**: everyone must train the *same* architecture (here the small
+CNN), which is exactly what institutions of different capacity cannot do.
+
+Averaging needs every institution's parameters to be the same tree of arrays with the same
+shapes. :func:`average_parameters` checks that first and raises
+:class:`ArchitectureMismatchError`, naming the institutions and the first difference, when
+models of different architectures are mixed: the reason the toolkit ensembles *predictions*
+instead.
+
+The functions are pure: :func:`fedavg_init` and :func:`fedavg_round` return new
+:class:`FedAvgState` values and take explicit PRNG keys; institution ``i`` in round ``r`` trains
+with ``fold_in(fold_in(key, r), i)`` (:func:`efl_toolkit.rng.institution_key`).
+
+Example:
+    >>> import jax
+    >>> from efl_toolkit.config import TrainConfig
+    >>> from efl_toolkit.data import load_dataset, make_institutions
+    >>> ds = load_dataset("breastmnist")
+    >>> insts = make_institutions(ds, 2, scheme="iid", seed=0)
+    >>> state = fedavg_init("logistic", ds.image_shape, ds.n_classes, jax.random.key(0))
+    >>> state = fedavg_round(state, insts, jax.random.key(1), TrainConfig(batch_size=32))
+    >>> state.round, state.weights
+    (1, (0.5, 0.5))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from tqdm.auto import tqdm
+
+from efl_toolkit.config import TrainConfig
+from efl_toolkit.data.institution import Institution
+from efl_toolkit.data.medmnist import Split
+from efl_toolkit.models.zoo import build_model
+from efl_toolkit.rng import institution_key
+from efl_toolkit.training.evaluate import evaluate
+from efl_toolkit.training.local import predict_proba, train_local
+
+#: The architecture of the homogeneous FedAvg baseline ("a homogeneous small CNN").
+BASELINE_ARCH = "cnn"
+
+
+class ArchitectureMismatchError(ValueError):
+    """Models whose parameters cannot be averaged; the message names the institutions."""
+
+
+@dataclass(frozen=True)
+class FedAvgState:
+    """The global model between rounds.
+
+    Attributes:
+        arch: Architecture every institution trains.
+        graphdef: Static structure of the model (Flax NNX graph definition).
+        params: Global trainable parameters (an ``nnx.State``).
+        rest: Other model variables, e.g. BatchNorm statistics (averaged the same way).
+        round: Number of completed rounds.
+        weights: Aggregation weights of the last round (``n_train`` shares), in institution
+            order; empty before the first round.
+    """
+
+    arch: str
+    graphdef: nnx.GraphDef
+    params: nnx.State
+    rest: nnx.State
+    round: int = 0
+    weights: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class FedAvgRun:
+    """Outcome of :func:`fedavg_train`.
+
+    Attributes:
+        state: The final global model.
+        history: One dict per round: ``round``, ``accuracy``, ``auc`` (on the evaluation split)
+            and ``seconds`` (wall time of the round, evaluation excluded).
+        accuracy: Final accuracy on the evaluation split.
+        auc: Final AUC on the evaluation split.
+        seconds: Wall time of the whole run.
+    """
+
+    state: FedAvgState
+    history: tuple[dict, ...]
+    accuracy: float
+    auc: float
+    seconds: float
+
+
+def parameter_shapes(model: nnx.Module) -> dict[str, tuple[int, ...]]:
+    """The model's trainable parameters as ``{path: shape}``, sorted by path.
+
+    Example:
+        >>> parameter_shapes(build_model("logistic", (4, 4, 1), 2, nnx.Rngs(0)))
+        {'linear/bias': (2,), 'linear/kernel': (16, 2)}
+    """
+    flat = nnx.to_flat_state(nnx.state(model, nnx.Param))
+    return dict(sorted(("/".join(str(p) for p in path), tuple(var.get_value().shape))
+                       for path, var in flat))
+
+
+def _describe(shapes: Mapping[str, tuple], limit: int = 3) -> str:
+    items = [f"{path} {shape}" for path, shape in list(shapes.items())[:limit]]
+    more = len(shapes) - limit
+    return ", ".join(items) + (f", ... ({more} more)" if more > 0 else "")
+
+
+def mismatch_reason(shapes_a: Mapping[str, tuple], shapes_b: Mapping[str, tuple],
+                    name_a: str = "a", name_b: str = "b") -> str | None:
+    """Why two parameter trees cannot be averaged, or ``None`` when they can.
+
+    Example:
+        >>> mismatch_reason({"w": (2, 3)}, {"w": (2, 4)}, "hospital-a", "hospital-b")
+        'parameter w has shape (2, 3) at hospital-a but (2, 4) at hospital-b'
+        >>> mismatch_reason({"w": (2,)}, {"w": (2,)}) is None
+        True
+    """
+    only_a = [p for p in shapes_a if p not in shapes_b]
+    only_b = [p for p in shapes_b if p not in shapes_a]
+    if only_a or only_b:
+        return (f"their parameter trees differ: {name_a} has {len(shapes_a)} arrays "
+                f"({_describe(shapes_a)}), {name_b} has {len(shapes_b)} "
+                f"({_describe(shapes_b)}); {len(only_a)} of {name_a}'s arrays have no "
+                f"counterpart at {name_b}, e.g. {(only_a or only_b)[0]}")
+    for path, shape in shapes_a.items():
+        if tuple(shapes_b[path]) != tuple(shape):
+            return (f"parameter {path} has shape {tuple(shape)} at {name_a} but "
+                    f"{tuple(shapes_b[path])} at {name_b}")
+    return None
+
+
+def check_averageable(models: Mapping[str, nnx.Module]) -> None:
+    """Raises :class:`ArchitectureMismatchError` unless all models have the same parameter tree.
+
+    Args:
+        models: ``{institution id: model}``.
+
+    Example:
+        >>> check_averageable({"hospital-a": build_model("logistic", (4, 4, 1), 2, nnx.Rngs(0)),
+        ...                    "hospital-b": build_model("logistic", (4, 4, 1), 2, nnx.Rngs(1))})
+    """
+    if not models:
+        raise ValueError("no models to average")
+    names = list(models)
+    reference = parameter_shapes(models[names[0]])
+    for name in names[1:]:
+        reason = mismatch_reason(reference, parameter_shapes(models[name]), names[0], name)
+        if reason is not None:
+            raise ArchitectureMismatchError(
+                f"cannot average the parameters of {names[0]} "
+                f"({type(models[names[0]]).__name__}) and {name} ({type(models[name]).__name__}):"
+                f" {reason}. Parameter averaging (FedAvg) needs one architecture everywhere; "
+                "institutions with different architectures combine predictions instead "
+                "(an ensemble).")
+
+
+@jax.jit
+def _weighted_sum(trees: list, weights: jax.Array):
+    """``sum_k weights[k] * trees[k]`` leaf by leaf, compiled once per tree structure."""
+    def combine(*leaves):
+        if not jnp.issubdtype(leaves[0].dtype, jnp.inexact):
+            return leaves[0]  # counters and the like: not averaged
+        return sum(weights[k].astype(leaf.dtype) * leaf for k, leaf in enumerate(leaves))
+
+    return jax.tree.map(combine, *trees)
+
+
+def average_parameters(models: Mapping[str, nnx.Module],
+                       weights: Sequence[float] | None = None) -> nnx.Module:
+    """A new model whose variables are the weighted average of the given models' variables.
+
+    Args:
+        models: ``{institution id: model}``, all of one architecture.
+        weights: One non-negative weight per model (normalized here); default equal.
+
+    Raises:
+        ArchitectureMismatchError: The models' parameter trees or shapes differ (names the two
+            institutions and the first difference).
+        ValueError: No models, or bad weights.
+
+    Example:
+        >>> a = build_model("logistic", (4, 4, 1), 2, nnx.Rngs(0))
+        >>> b = build_model("logistic", (4, 4, 1), 2, nnx.Rngs(1))
+        >>> avg = average_parameters({"hospital-a": a, "hospital-b": b}, [3, 1])
+        >>> bool(jnp.allclose(avg.linear.kernel[...],
+        ...                   0.75 * a.linear.kernel[...] + 0.25 * b.linear.kernel[...]))
+        True
+    """
+    check_averageable(models)
+    w = np.asarray([1.0] * len(models) if weights is None else weights, dtype=np.float64)
+    if w.shape != (len(models),) or not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"need {len(models)} finite non-negative weights with a positive sum, "
+                         f"got {list(np.atleast_1d(w))}")
+    w = w / w.sum()
+    splits = [nnx.split(model) for model in models.values()]
+    state = _weighted_sum([s for _, s in splits], jnp.asarray(w, jnp.float32))
+    return nnx.merge(splits[0][0], state)
+
+
+def fedavg_init(arch: str, image_shape: tuple[int, int, int], n_classes: int,
+                key: jax.Array) -> FedAvgState:
+    """The initial global model (round 0).
+
+    Example:
+        >>> s = fedavg_init("cnn", (28, 28, 1), 2, jax.random.key(0))
+        >>> s.arch, s.round
+        ('cnn', 0)
+    """
+    model = build_model(arch, image_shape, n_classes, nnx.Rngs(key))
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    return FedAvgState(arch=arch, graphdef=graphdef, params=params, rest=rest)
+
+
+def fedavg_model(state: FedAvgState) -> nnx.Module:
+    """The global model of a state, ready for :func:`~efl_toolkit.training.predict_proba`.
+
+    Example:
+        >>> m = fedavg_model(fedavg_init("logistic", (4, 4, 1), 2, jax.random.key(0)))
+        >>> type(m).__name__
+        'LogisticRegression'
+    """
+    return nnx.merge(state.graphdef, state.params, state.rest)
+
+
+def _check_institutions(institutions: Sequence[Institution]) -> None:
+    if not institutions:
+        raise ValueError("FedAvg needs at least one institution")
+    for inst in institutions:
+        if inst.n_train == 0:
+            raise ValueError(f"{inst.id}: has no training data to take part in FedAvg")
+
+
+def fedavg_round(state: FedAvgState, institutions: Sequence[Institution], key: jax.Array,
+                 config: TrainConfig | None = None, *, local_epochs: int = 1) -> FedAvgState:
+    """One FedAvg round: local training everywhere, then the ``n_train``-weighted average.
+
+    Every institution starts from the global model and trains ``local_epochs`` epochs on its
+    own training share (Adam with the config's learning rate, batch size, weight decay and
+    augmentation; the optimiser state starts fresh each round; no early stopping). Institution
+    ``i`` uses the key ``institution_key(key, i, state.round)``.
+
+    Args:
+        state: The global model before the round.
+        institutions: Participants, all training ``state.arch``.
+        key: The run's key; per round and institution keys are folded in from it.
+        config: Local hyper-parameters (``epochs`` is ignored: ``local_epochs`` is used).
+        local_epochs: Passes over each institution's data per round (>= 1).
+
+    Returns:
+        The new state, with ``round`` one higher and the weights used.
+
+    Raises:
+        ValueError: No institutions, an institution without training data (named), or
+            ``local_epochs < 1``.
+
+    Example:
+        >>> from efl_toolkit.data import load_dataset, make_institutions
+        >>> ds = load_dataset("breastmnist")
+        >>> insts = make_institutions(ds, 3, seed=0)
+        >>> s = fedavg_init("logistic", ds.image_shape, 2, jax.random.key(0))
+        >>> fedavg_round(s, insts, jax.random.key(1)).round
+        1
+    """
+    _check_institutions(institutions)
+    if int(local_epochs) != local_epochs or local_epochs < 1:
+        raise ValueError(f"local_epochs must be an integer >= 1, got {local_epochs!r}")
+    local_config = dataclasses.replace(config or TrainConfig(), epochs=int(local_epochs))
+    global_model = fedavg_model(state)
+    n_classes = int(nnx.eval_shape(
+        lambda m: m(jnp.zeros((1, *institutions[0].train.images.shape[1:]))), global_model
+    ).shape[-1])
+    trained = {}
+    for index, inst in enumerate(institutions):
+        no_validation = Split(inst.train.images[:0], inst.train.labels[:0])
+        result = train_local(global_model, inst.train, no_validation,
+                             institution_key(key, index, state.round), local_config,
+                             n_classes=n_classes, progress=False)
+        trained[inst.id] = result.model
+    sizes = np.array([inst.n_train for inst in institutions], dtype=np.float64)
+    weights = sizes / sizes.sum()
+    averaged = average_parameters(trained, weights)
+    graphdef, params, rest = nnx.split(averaged, nnx.Param, ...)
+    return FedAvgState(arch=state.arch, graphdef=graphdef, params=params, rest=rest,
+                       round=state.round + 1, weights=tuple(float(w) for w in weights))
+
+
+def fedavg_train(institutions: Sequence[Institution], evaluation: Split, key: jax.Array,
+                 config: TrainConfig | None = None, *, arch: str = BASELINE_ARCH,
+                 rounds: int | None = None, local_epochs: int = 1,
+                 progress: bool = True) -> FedAvgRun:
+    """Runs FedAvg for several rounds and scores the global model after each one.
+
+    Args:
+        institutions: Participants; they all train ``arch``.
+        evaluation: Split the global model is scored on after every round (e.g. the official
+            test split).
+        key: Master key: ``fold_in(key, 0)`` initialises the model, ``fold_in(key, 1)`` drives
+            the rounds.
+        config: Local hyper-parameters.
+        arch: The one architecture everyone trains (default: the small CNN).
+        rounds: Number of rounds; default ``config.epochs // local_epochs`` (the same number of
+            passes over the data as local training).
+        local_epochs: Local epochs per round.
+        progress: Show a per-round progress bar (``tqdm.auto``).
+
+    Returns:
+        A :class:`FedAvgRun` with the per-round history and final metrics.
+
+    Example:
+        >>> from efl_toolkit.data import load_dataset, make_institutions
+        >>> ds = load_dataset("breastmnist")
+        >>> run = fedavg_train(make_institutions(ds, 2), ds.test, jax.random.key(0),
+        ...                    arch="logistic", rounds=2, progress=False)
+        >>> [row["round"] for row in run.history]
+        [1, 2]
+    """
+    started = time.perf_counter()
+    _check_institutions(institutions)
+    config = config or TrainConfig()
+    rounds = max(1, config.epochs // local_epochs) if rounds is None else int(rounds)
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    if len(evaluation) == 0:
+        raise ValueError("the evaluation split is empty")
+    image_shape = tuple(institutions[0].train.images.shape[1:])
+    n_classes = int(max(int(inst.train.labels.max()) for inst in institutions) + 1)
+    n_classes = max(n_classes, int(evaluation.labels.max()) + 1)
+    state = fedavg_init(arch, image_shape, n_classes, jax.random.fold_in(key, 0))
+    round_key = jax.random.fold_in(key, 1)
+    history = []
+    bar = tqdm(range(rounds), desc=f"FedAvg ({arch})", disable=not progress, leave=False)
+    for _ in bar:
+        round_started = time.perf_counter()
+        state = fedavg_round(state, institutions, round_key, config, local_epochs=local_epochs)
+        seconds = time.perf_counter() - round_started
+        probs = predict_proba(fedavg_model(state), evaluation.images)
+        result = evaluate(probs, evaluation.labels, n_classes, warn=False)
+        history.append({"round": state.round, "accuracy": result.accuracy, "auc": result.auc,
+                        "seconds": seconds})
+        bar.set_postfix(accuracy=f"{result.accuracy:.3f}")
+    bar.close()
+    last = history[-1]
+    return FedAvgRun(state=state, history=tuple(history), accuracy=float(last["accuracy"]),
+                     auc=float(last["auc"]) if not math.isnan(last["auc"]) else math.nan,
+                     seconds=time.perf_counter() - started)
