@@ -90,8 +90,9 @@ class PartyReport:
         pid: Its process id.
         command: Exact command line it ran (``shell_command`` quotes it).
         returncode: Exit code (negative: killed by that signal; ``None``: never ended).
-        status: ``ok``, ``died``, ``failed``, ``hung``, ``unconnected``, ``timeout`` or
-            ``stopped`` (killed by the supervisor after another party failed).
+        status: ``ok``; for a culprit ``died``, ``failed`` (its own error), ``hung`` or
+            ``unconnected``; for the others ``timeout`` (waited for a peer), ``peer-lost``
+            (a peer's connection dropped) or ``stopped`` (killed by the supervisor).
         stage: Last stage it reported (``starting``, ``connecting``, ``connected``...).
         connect_seconds: Seconds to connect to all peers.
         compute_seconds: Seconds of the round once connected.
@@ -122,7 +123,13 @@ class PartyReport:
 
 
 class SecureRoundError(RuntimeError):
-    """A secure round failed; ``parties`` are the indices blamed, ``reports`` tell the rest."""
+    """A secure round failed.
+
+    Attributes:
+        parties: Indices of the parties at fault.
+        reports: One :class:`PartyReport` per party (status, error, log tail, command).
+        kind: Status of the first culprit: ``died``, ``failed``, ``hung`` or ``unconnected``.
+    """
 
     def __init__(self, message: str, parties: Sequence[int] = (),
                  reports: Sequence[PartyReport] = (), kind: str = "error"):
@@ -261,9 +268,6 @@ def _watch(launched: Sequence[_Launched], startup_timeout: float, round_timeout:
             return "round-timeout", stages
 
 
-OWN_ERRORS = ("input", "bind", "mismatch", "error")
-
-
 def _classify(party: _Launched, result: dict | None) -> tuple[str, str | None]:
     """Status from the party's own report, or from how its process ended."""
     code = party.process.returncode
@@ -271,9 +275,8 @@ def _classify(party: _Launched, result: dict | None) -> tuple[str, str | None]:
         return "ok", None
     if result is not None:
         kind = result.get("error_kind")
-        status = "failed" if kind in OWN_ERRORS else "unconnected" if kind == "connect" \
-            else "timeout"
-        return status, result.get("error")
+        status = {"connect": "unconnected", "timeout": "timeout", "peer-lost": "peer-lost"}
+        return status.get(kind, "failed"), result.get("error")
     if party.killed:
         return "stopped", "stopped by the supervisor"
     if code is not None and code < 0:
@@ -313,24 +316,28 @@ def _blame(reports: list[PartyReport], results: Sequence[dict | None]) -> list[i
     return culprits
 
 
-def _describe_failure(outcome: str, blamed: list[int], reports: Sequence[PartyReport],
+_VICTIM_VERBS = {"unconnected": "could not connect to it within {startup:g} s",
+                 "timeout": "waited {round:g} s for its messages",
+                 "peer-lost": "lost their connection to it"}
+
+
+def _describe_failure(blamed: list[int], reports: Sequence[PartyReport],
                       startup_timeout: float, round_timeout: float) -> str:
+    """One sentence per blamed party, with what the other parties observed."""
     parts = []
     for i in blamed:
         r = reports[i]
-        waiting = [o.index for o in reports if o.index != i and o.status in ("timeout",
-                   "unconnected") and o.error and f"party {i} (" in o.error]
         why = r.error or r.status
-        if waiting:
-            early = r.status == "unconnected"
-            verb = "connect to" if early else "receive from"
-            seconds = startup_timeout if early else round_timeout
-            who = ", ".join(map(str, waiting))
-            why += (f"; part{'ies' if len(waiting) > 1 else 'y'} {who} could not {verb} it "
-                    f"within {seconds:g} s")
+        for status, verb in _VICTIM_VERBS.items():
+            victims = [o.index for o in reports if o.index != i and o.status == status
+                       and o.error and f"party {i} (" in o.error]
+            if victims:
+                noun = "parties" if len(victims) > 1 else "party"
+                why += (f"; {noun} {', '.join(map(str, victims))} " +
+                        verb.format(startup=startup_timeout, round=round_timeout))
         label = f"party {i} (" + (f"{r.name}, " if r.name else "") + f"{r.address})"
         parts.append(f"{label} {r.status}: {why}")
-    return (f"secure round failed ({outcome}): " + "; ".join(parts) +
+    return ("secure round failed: " + "; ".join(parts) +
             f". All {len(reports)} party processes have ended.")
 
 
@@ -443,8 +450,8 @@ def launch_parties(inputs: Sequence[PartyInput], spec: RoundSpec, *, threshold: 
                 break
         reports = list(run.reports)
         blamed = _blame(reports, results)
-        message = _describe_failure(outcome, blamed, reports, startup_timeout, round_timeout)
-        raise SecureRoundError(message, blamed, reports, kind=outcome)
+        message = _describe_failure(blamed, reports, startup_timeout, round_timeout)
+        raise SecureRoundError(message, blamed, reports, kind=reports[blamed[0]].status)
     finally:
         if not keep_files:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -260,7 +261,9 @@ def load_runtime(mpyc_args: Sequence[str], *, keep_event_loop_policy: bool = Fal
     if keep_event_loop_policy:
         os.environ["MPYC_NOUVLOOP"] = "1"
     try:
-        from mpyc.runtime import mpc
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # mpyc 0.11 uses numpy.core
+            from mpyc.runtime import mpc
     finally:
         sys.argv = saved_argv
         if saved_env is None:
