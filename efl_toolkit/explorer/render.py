@@ -22,12 +22,14 @@ from efl_toolkit.explorer.backend import (
 
 STYLE = """<style>
 .efl-explorer { font-family: var(--jp-ui-font-family, sans-serif); }
-.efl-block-list select, .efl-block-header { font-family: var(--jp-code-font-family, monospace);
-  font-size: 12px; white-space: pre; }
+.efl-block-list select, .efl-block-header pre { font-family: var(--jp-code-font-family,
+  monospace); font-size: 12px; white-space: pre; margin: 0; }
+.efl-txs td:nth-child(-n+5) { white-space: nowrap; }
 .efl-table { border-collapse: collapse; font-size: 12px; }
 .efl-table td, .efl-table th { border-bottom: 1px solid #ddd; padding: 2px 8px; text-align: left;
   vertical-align: top; }
-.efl-mono { font-family: var(--jp-code-font-family, monospace); }
+.efl-table th { white-space: nowrap; }
+.efl-mono { font-family: var(--jp-code-font-family, monospace); word-break: break-all; }
 .efl-badge { display: inline-block; border-radius: 4px; padding: 1px 7px; margin: 2px 4px 2px 0;
   font-size: 12px; color: white; }
 .efl-badge-ok { background: #2e7d32; }

@@ -113,15 +113,17 @@ class ExplorerWidget(widgets.VBox):
         search = widgets.HBox([self.search_box, self.search_results])
 
         self.block_list = _styled(
-            widgets.Select(options=[], rows=14, layout=widgets.Layout(width="46em")),
+            widgets.Select(options=[], rows=16, layout=widgets.Layout(width="100%")),
             "efl-block-list")
         self.block_detail = _styled(
-            widgets.HTML(layout=widgets.Layout(flex="1 1 auto", overflow="auto")),
+            widgets.HTML(layout=widgets.Layout(flex="1 1 0", min_width="0", overflow="auto",
+                                               margin="0 0 0 12px")),
             "efl-block-detail")
-        blocks_tab = widgets.HBox([
-            widgets.VBox([_styled(widgets.HTML(f"<pre>{render.BLOCK_HEADER}</pre>"),
-                                  "efl-block-header"), self.block_list]),
-            self.block_detail])
+        block_column = widgets.VBox(
+            [_styled(widgets.HTML(f"<pre>{render.BLOCK_HEADER}</pre>"), "efl-block-header"),
+             self.block_list],
+            layout=widgets.Layout(flex="0 0 auto", width="530px"))
+        blocks_tab = widgets.HBox([block_column, self.block_detail])
         self.institutions_view = _styled(widgets.HTML(), "efl-institutions")
         self.dag_view = _styled(widgets.HTML(layout=widgets.Layout(overflow="auto")), "efl-dag")
 

@@ -21,6 +21,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+KERNEL_NAME = "efl-browser-venv"
 CHROMIUM = os.environ.get("EFL_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -52,6 +53,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _write_kernelspec(data_dir: Path) -> None:
+    """A kernel spec named ``KERNEL_NAME`` running THIS interpreter (the project's virtualenv),
+    so a ``python3`` kernel installed elsewhere on the machine is never picked by accident."""
+    folder = data_dir / "kernels" / KERNEL_NAME
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "efl (venv)", "language": "python"}
+    (folder / "kernel.json").write_text(json.dumps(spec))
+
+
 def _isolated_env(home: Path) -> dict[str, str]:
     folders = {
         "JUPYTER_CONFIG_DIR": home / "config",
@@ -65,8 +76,11 @@ def _isolated_env(home: Path) -> dict[str, str]:
     no_news = folders["JUPYTERLAB_SETTINGS_DIR"] / "@jupyterlab" / "apputils-extension"
     no_news.mkdir(parents=True, exist_ok=True)
     (no_news / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
+    _write_kernelspec(home / "data")
     env = dict(os.environ)
     env.update({name: str(folder) for name, folder in folders.items()})
+    env["JUPYTER_PATH"] = os.pathsep.join(
+        [str(home / "data"), *filter(None, [os.environ.get("JUPYTER_PATH")])])
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -130,6 +144,22 @@ class JupyterLab:
             headers={"Authorization": f"token {self.token}"})
         with urllib.request.urlopen(request, timeout=5) as response:
             return response.status, response.read()
+
+    def wait_for_kernel(self, notebook: str, timeout: float = 60.0) -> dict:
+        """Waits until the notebook's kernel is idle with a browser connected; returns the
+        session. (Lab's execution indicator can read 'idle' before the kernel is attached, and a
+        command run then opens the 'Select Kernel' dialog instead.)"""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            _, body = self._request("GET", "api/sessions")
+            for session in json.loads(body):
+                kernel = session.get("kernel") or {}
+                if session.get("path") == notebook and kernel.get("connections", 0) > 0 \
+                        and kernel.get("execution_state") == "idle":
+                    return session
+            time.sleep(0.2)
+        raise TimeoutError(f"no idle, connected kernel for {notebook} within {timeout} s:\n"
+                           + self.log())
 
     def delete_sessions(self) -> None:
         """Shuts every kernel session down through the REST API (best effort)."""
