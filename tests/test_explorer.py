@@ -138,6 +138,7 @@ def test_refresh_picks_up_new_blocks_and_keeps_the_selection(explorer, ledger):
     assert [row.height for row in explorer.rows] == list(range(N_BLOCKS + 1))
     assert explorer.block_list.options[0][1] == N_BLOCKS
     assert explorer.block_list.value == 2
+    assert "block 2" in text_of(explorer.block_detail.value)
     assert explorer.tamper_height.max == N_BLOCKS
     assert explorer.refresh() is False
 

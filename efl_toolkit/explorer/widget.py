@@ -84,6 +84,8 @@ class ExplorerWidget(widgets.VBox):
         self.last_tamper: TamperOutcome | None = None
         self.last_hits: list[SearchHit] = []
         self.error: str | None = None
+        self._rebuilding_list = False
+        self._shown_height: int | None = None
         self._build()
         super().__init__(children=self._children, **kwargs)
         _styled(self, "efl-explorer")
@@ -161,8 +163,7 @@ class ExplorerWidget(widgets.VBox):
         self.refresh_button.on_click(self._guard(lambda _: self.refresh()))
         self.verify_button.on_click(self._guard(lambda _: self.verify()))
         self.tamper_button.on_click(self._guard(lambda _: self.tamper(), self.tamper_status))
-        self.block_list.observe(self._guard(lambda change: self.show_block(change["new"]),
-                                            self.block_detail), names="value")
+        self.block_list.observe(self._guard(self._on_select, self.block_detail), names="value")
         self.search_box.observe(self._guard(lambda change: self.search(change["new"]),
                                             self.search_results), names="value")
 
@@ -194,26 +195,37 @@ class ExplorerWidget(widgets.VBox):
                     self.backend.head() == known.hash:
                 self._show_summary()
                 return False
-            if known is not None and height >= known.height and \
-                    self.backend.blocks(known.height, known.height + 1)[0].hash == known.hash:
-                new_rows = list(self.backend.blocks(known.height + 1, height + 1))
-                self.rows.extend(new_rows)
+            appended = known is not None and height >= known.height and \
+                self.backend.blocks(known.height, known.height + 1)[0].hash == known.hash
+            if appended:
+                self.rows.extend(self.backend.blocks(known.height + 1, height + 1))
             else:
                 self.rows = list(self.backend.blocks(0, height + 1))
-            self._show_rows()
+            self.tamper_height.max = max(height, 0)
+            self._show_rows(reshow=not appended)
             self.institutions_view.value = render.institutions_table(self.backend.institutions())
             self.dag_view.value = dag_svg(self.backend.model_versions())
-            self.tamper_height.max = max(height, 0)
             self._show_summary()
             return True
 
-    def _show_rows(self) -> None:
+    def _show_rows(self, reshow: bool) -> None:
+        """Rebuilds the block list, keeping the user's selection (newest block by default)."""
         selected = self.block_list.value
-        self.block_list.options = [(render.block_label(r), r.height) for r in reversed(self.rows)]
-        if selected is not None and any(r.height == selected for r in self.rows):
+        if selected is None or all(r.height != selected for r in self.rows):
+            selected = self.rows[-1].height if self.rows else None
+        self._rebuilding_list = True
+        try:
+            self.block_list.options = [(render.block_label(r), r.height)
+                                       for r in reversed(self.rows)]
             self.block_list.value = selected
-        elif self.rows:
-            self.block_list.value = self.rows[-1].height
+        finally:
+            self._rebuilding_list = False
+        if reshow or selected != self._shown_height:
+            self.show_block(selected)
+
+    def _on_select(self, change: dict) -> None:
+        if not self._rebuilding_list:
+            self.show_block(change["new"])
 
     def _show_summary(self) -> None:
         head = self.rows[-1].short_hash if self.rows else "-"
@@ -224,6 +236,7 @@ class ExplorerWidget(widgets.VBox):
 
     def show_block(self, height: int | None) -> None:
         """Shows one block's fields, a verification badge per check and decoded transactions."""
+        self._shown_height = height
         if height is None:
             self.block_detail.value = "<p>no blocks yet</p>"
             return

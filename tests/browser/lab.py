@@ -107,7 +107,7 @@ class JupyterLab:
         """Starts the server and waits for ``/api/status`` (raises with the server log if not)."""
         command = [
             str(_jupyter_executable()), "lab", "--no-browser", "--ip=127.0.0.1",
-            f"--port={self.port}", f"--ServerApp.token={self.token}",
+            f"--port={self.port}", f"--IdentityProvider.token={self.token}",
             f"--ServerApp.root_dir={self.root}", "--ServerApp.port_retries=0",
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         ]
