@@ -48,7 +48,8 @@ Read API (for the explorer and any reader; nothing here writes)::
     view.find(prefix)                     # [Match(kind: block|tx|version|round, key, height,
                                           #   index)]
     view.transaction(tx_id)               # TxInfo
-    view.inclusion_proof(tx_id)           # TxProof(height, tx_id, leaf, proof, root).verify()
+    view.inclusion_proof(tx_id)           # TxProof(height, tx_id, leaf, proof, root,
+                                          #   size).verify()
     view.chain_root(h), view.consistency_proof(h1, h2)
     format_timestamp(ms)                  # '2024-05-01T12:00:00.000Z'
 

@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,6 +31,7 @@ from efl_toolkit.ledger.merkle import merkle_root
 from efl_toolkit.ledger.transactions import Transaction
 
 HEADER_VERSION = 1
+SIGNATURE_HEX = re.compile(r"[0-9a-f]{128}")
 GENESIS_PREV_HASH = "0" * 64
 
 
@@ -146,6 +148,8 @@ def decode_votes(data: bytes) -> tuple[Vote, ...]:
         if (not isinstance(item, dict) or set(item) != {"signer", "signature"}
                 or not all(isinstance(x, str) for x in item.values())):
             raise ValueError(f"malformed vote {item!r:.80}")
+        if not SIGNATURE_HEX.fullmatch(item["signature"]):
+            raise ValueError(f"vote signature of {item['signer']!r} is not 128 lowercase hex")
         votes.append(Vote(item["signer"], item["signature"]))
     if encode_votes(votes) != data:
         raise ValueError("votes are not in canonical form (sorted by signer, canonical JSON)")

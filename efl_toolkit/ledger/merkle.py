@@ -12,13 +12,18 @@ tricks). An *inclusion proof* is the list of sibling hashes from a leaf up to th
 leaves (nothing was rewritten, only appended). The verifiers are the RFC's algorithms 2.1.3.2
 and 2.1.4.2 step by step; they return ``False`` for every malformed proof and never raise.
 
+A tree is identified by its *tree head*, the pair (size, root), and verifiers take BOTH from a
+trusted place (here: a block header, which commits to ``merkle_root`` and ``n_txs``). A proof's
+own size claim is not bound by the root alone: the path of leaf 0 of a 3-leaf tree also
+"verifies" as leaf 0 of a 4-leaf tree with the same root, so the trusted size must be compared.
+
 Example:
     >>> leaves = [b"a", b"b", b"c"]
     >>> root = merkle_root(leaves)
     >>> proof = inclusion_proof(leaves, 2)
-    >>> verify_inclusion(b"c", proof, root)
+    >>> verify_inclusion(b"c", proof, root, 3)
     True
-    >>> verify_inclusion(b"x", proof, root)
+    >>> verify_inclusion(b"x", proof, root, 3)
     False
 """
 
@@ -183,14 +188,16 @@ def root_from_inclusion(leaf: bytes, proof: InclusionProof) -> bytes | None:
     return r if sn == 0 else None
 
 
-def verify_inclusion(leaf: bytes, proof: InclusionProof, root: bytes) -> bool:
-    """True if ``proof`` shows that leaf data ``leaf`` is in the tree with root ``root``.
+def verify_inclusion(leaf: bytes, proof: InclusionProof, root: bytes, size: int) -> bool:
+    """True if ``proof`` shows that leaf data ``leaf`` is in the tree with head (size, root).
 
     Example:
         >>> leaves = [b"a", b"b", b"c", b"d", b"e"]
-        >>> verify_inclusion(b"d", inclusion_proof(leaves, 3), merkle_root(leaves))
+        >>> verify_inclusion(b"d", inclusion_proof(leaves, 3), merkle_root(leaves), 5)
         True
     """
+    if proof.size != size:
+        return False
     computed = root_from_inclusion(leaf, proof)
     return computed is not None and computed == root
 
@@ -221,17 +228,21 @@ def consistency_proof(leaves: Sequence[bytes], old_size: int) -> ConsistencyProo
     return ConsistencyProof(old_size, n, tuple(path))
 
 
-def verify_consistency(proof: ConsistencyProof, old_root: bytes, new_root: bytes) -> bool:
-    """True if ``proof`` shows the tree with ``old_root`` is a prefix of the one with ``new_root``.
+def verify_consistency(proof: ConsistencyProof, old_root: bytes, new_root: bytes,
+                       old_size: int, new_size: int) -> bool:
+    """True if ``proof`` shows the tree head (old_size, old_root) is a prefix of
+    (new_size, new_root).
 
     RFC 9162 section 2.1.4.2, step by step.
 
     Example:
         >>> leaves = [b"a", b"b", b"c", b"d", b"e"]
         >>> proof = consistency_proof(leaves, 3)
-        >>> verify_consistency(proof, merkle_root(leaves[:3]), merkle_root(leaves))
+        >>> verify_consistency(proof, merkle_root(leaves[:3]), merkle_root(leaves), 3, 5)
         True
     """
+    if (proof.old_size, proof.new_size) != (old_size, new_size):
+        return False
     first, second, path = proof.old_size, proof.new_size, list(proof.path)
     if not (isinstance(first, int) and isinstance(second, int)) or not 0 < first <= second:
         return False

@@ -224,7 +224,8 @@ class LedgerView:
         stored, block = self._stored[info.height], self._scan.blocks[info.height]
         leaves = [row.body for row in stored.txs]
         return TxProof(info.height, tx_id, leaves[info.index],
-                       inclusion_proof(leaves, info.index), bytes.fromhex(block.header.merkle_root))
+                       inclusion_proof(leaves, info.index), bytes.fromhex(block.header.merkle_root),
+                       block.header.n_txs)
 
     def chain_root(self, height: int) -> bytes:
         """RFC 9162 root over the stored block hashes of heights 0..``height``."""
@@ -234,7 +235,7 @@ class LedgerView:
     def consistency_proof(self, old_height: int, new_height: int) -> ConsistencyProof:
         """Proof that the chain up to ``old_height`` is a prefix of the chain up to
         ``new_height``: check it with ``merkle.verify_consistency(proof, chain_root(old),
-        chain_root(new))``."""
+        chain_root(new), old + 1, new + 1)``."""
         self._index(old_height)
         self._index(new_height)
         if old_height > new_height:

@@ -159,6 +159,7 @@ class TxProof:
         leaf: Stored transaction bytes (the Merkle leaf).
         proof: RFC 9162 inclusion proof.
         root: The block header's Merkle root (32 bytes).
+        size: The block header's transaction count (the tree size).
     """
 
     height: int
@@ -166,7 +167,8 @@ class TxProof:
     leaf: bytes
     proof: InclusionProof
     root: bytes
+    size: int
 
     def verify(self) -> bool:
-        """True if the proof checks out against the root."""
-        return verify_inclusion(self.leaf, self.proof, self.root)
+        """True if the proof checks out against the header's tree head (size, root)."""
+        return verify_inclusion(self.leaf, self.proof, self.root, self.size)
