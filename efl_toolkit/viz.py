@@ -193,49 +193,73 @@ def plot_training_curves(histories: Mapping[str, Sequence[Mapping]], *,
     return fig
 
 
-def plot_metric_comparison(rows: Sequence[Mapping], *, metric: str = "accuracy",
+def plot_metric_comparison(rows: Sequence[Mapping], *, metric: str | Sequence[str] = "accuracy",
                            name_key: str = "name", group_key: str | None = None,
                            reference: Mapping[str, float] | None = None) -> Figure:
-    """Horizontal bars of one metric, one bar per row (e.g. institutions and ensembles).
+    """Horizontal bars of one or more metrics, one group of bars per row.
 
     Args:
-        rows: Mappings holding ``name_key`` and ``metric`` (NaN/None values are skipped).
-        metric: The metric to show.
+        rows: Mappings holding ``name_key`` and the metrics; a row without a value (missing,
+            ``None`` or NaN) for every metric is skipped, and a single missing value leaves its
+            bar out.
+        metric: One metric name, or several (shown side by side, one colour each).
         name_key: The bar label.
-        group_key: Optional key whose value colours the bars (e.g. ``"kind"``).
+        group_key: With a single metric: a key whose value colours the bars (e.g. ``"kind"``).
         reference: Dashed vertical lines ``{label: value}`` (e.g. chance level).
 
+    Raises:
+        ValueError: No row has a value for any requested metric.
+
     Example:
-        >>> fig = plot_metric_comparison([{"name": "a", "accuracy": 0.7},
-        ...                               {"name": "mean", "accuracy": 0.8}])
+        >>> fig = plot_metric_comparison([{"name": "a", "accuracy": 0.7, "auc": 0.6},
+        ...                               {"name": "mean", "accuracy": 0.8, "auc": 0.9}],
+        ...                              metric=["accuracy", "auc"])
         >>> fig.axes[0].get_xlabel()
-        'accuracy'
+        'accuracy, auc'
     """
-    shown = [row for row in rows if row.get(metric) is not None
-             and not math.isnan(float(row[metric]))]
+    metrics = [metric] if isinstance(metric, str) else list(metric)
+
+    def value(row, name):
+        v = row.get(name)
+        return None if v is None or math.isnan(float(v)) else float(v)
+
+    shown = [row for row in rows if any(value(row, m) is not None for m in metrics)]
     if not shown:
-        raise ValueError(f"no row has a value for {metric!r}")
-    groups = list(dict.fromkeys(str(row.get(group_key, "")) for row in shown)) if group_key \
-        else [""]
+        raise ValueError(f"no row has a value for {metrics[0] if len(metrics) == 1 else metrics!r}")
     cmap = matplotlib.colormaps["tab10"]
-    fig = Figure(figsize=(7.0, 0.9 + 0.38 * len(shown)), layout="constrained")
+    groups = (list(dict.fromkeys(str(row.get(group_key, "")) for row in shown))
+              if group_key and len(metrics) == 1 else [])
+    fig = Figure(figsize=(7.5, 0.9 + (0.25 + 0.2 * len(metrics)) * len(shown)),
+                 layout="constrained")
     ax = fig.add_subplot()
-    names = [str(row[name_key]) for row in shown][::-1]
-    values = [float(row[metric]) for row in shown][::-1]
-    colors = [cmap(groups.index(str(row.get(group_key, ""))) % cmap.N) if group_key
-              else cmap(0) for row in shown][::-1]
-    bars = ax.barh(names, values, color=colors)
-    ax.bar_label(bars, fmt="%.3f", padding=3, fontsize="small")
-    for k, (label, value) in enumerate((reference or {}).items()):
-        ax.axvline(value, linestyle="--", color=cmap((k + 7) % cmap.N), label=label)
-    if group_key:
-        for g in groups:
-            ax.barh([names[0]], [0], color=cmap(groups.index(g) % cmap.N), label=g)
-    if group_key or reference:
-        ax.legend(fontsize="small", loc="lower right")
-    low = min(values + list((reference or {}).values()))
-    ax.set_xlim(max(0.0, low - 0.1), min(1.05, max(values) + 0.08) if max(values) <= 1 else None)
-    ax.set_xlabel(metric)
+    height = 0.8 / len(metrics)
+    positions = np.arange(len(shown))[::-1]  # first row on top
+    values_seen = []
+    for k, name in enumerate(metrics):
+        ys, widths, colors = [], [], []
+        for pos, row in zip(positions, shown, strict=True):
+            v = value(row, name)
+            if v is None:
+                continue
+            ys.append(pos + (len(metrics) - 1) / 2 * height - k * height)
+            widths.append(v)
+            colors.append(cmap(groups.index(str(row.get(group_key, ""))) % cmap.N) if groups
+                          else cmap(k % cmap.N))
+        bars = ax.barh(ys, widths, height=height * 0.9, color=colors,
+                       label=name if len(metrics) > 1 else None)
+        ax.bar_label(bars, fmt="%.3f", padding=3, fontsize="small")
+        values_seen += widths
+    for g in groups:
+        ax.barh([positions[0]], [0], color=cmap(groups.index(g) % cmap.N), label=g)
+    for k, (label, ref) in enumerate((reference or {}).items()):
+        ax.axvline(ref, linestyle="--", color=cmap((k + 7) % cmap.N), label=label)
+        values_seen.append(ref)
+    ax.set_yticks(positions, [str(row[name_key]) for row in shown])
+    if len(metrics) > 1 or groups or reference:
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    top = max(values_seen)
+    ax.set_xlim(max(0.0, min(values_seen) - 0.1), top + 0.1 if top <= 1 else top * 1.1)
+    ax.set_xlabel(", ".join(metrics))
     return fig
 
 

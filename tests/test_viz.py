@@ -90,14 +90,29 @@ def test_metric_comparison_skips_missing_values_and_draws_references():
             {"name": "mean", "accuracy": 0.8, "kind": "ensemble"}]
     fig = plot_metric_comparison(rows, group_key="kind", reference={"chance": 0.5})
     ax = fig.axes[0]
-    labels = [t.get_text() for t in ax.get_yticklabels()]
-    assert labels == ["mean", "hospital-a"]
+    ticks = sorted(zip(ax.get_yticks(), (t.get_text() for t in ax.get_yticklabels())),
+                   reverse=True)
+    assert [label for _, label in ticks] == ["hospital-a", "mean"]  # first row on top
     widths = sorted(p.get_width() for p in ax.patches if p.get_width() > 0)
     assert widths == [0.7, 0.8]
     assert [line.get_xdata()[0] for line in ax.lines] == [0.5]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert sorted(legend) == ["chance", "ensemble", "single"]
     assert renders(fig)
     with pytest.raises(ValueError, match="no row has a value for 'auc'"):
         plot_metric_comparison(rows, metric="auc")
+
+
+def test_metric_comparison_of_several_metrics_side_by_side():
+    rows = [{"name": "a", "accuracy": 0.7, "auc": 0.6},
+            {"name": "b", "accuracy": 0.75, "auc": math.nan}]
+    fig = plot_metric_comparison(rows, metric=["accuracy", "auc"])
+    ax = fig.axes[0]
+    bars = [(round(p.get_y() + p.get_height() / 2, 3), p.get_width()) for p in ax.patches]
+    assert sorted(w for _, w in bars) == [0.6, 0.7, 0.75]  # b's NaN AUC is left out
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["accuracy", "auc"]
+    a_bars = [w for y, w in bars if y > 0.5]  # row "a" sits on top (y = 1)
+    assert sorted(a_bars) == [0.6, 0.7]
 
 
 def test_rounds_plot():
