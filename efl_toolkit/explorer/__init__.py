@@ -21,10 +21,11 @@ from efl_toolkit.explorer.backend import (
     VerifyReport,
 )
 from efl_toolkit.explorer.dag import dag_svg
+from efl_toolkit.explorer.ledger_backend import LedgerBackend
 from efl_toolkit.explorer.widget import ExplorerWidget, open_backend
 
 __all__ = [
     "BlockRow", "BlockView", "CheckResult", "ExplorerBackend", "ExplorerWidget", "Failure",
-    "InstitutionView", "ModelVersion", "SearchHit", "TamperOutcome", "TamperableBackend",
-    "TxView", "VerifyReport", "dag_svg", "open_backend",
+    "InstitutionView", "LedgerBackend", "ModelVersion", "SearchHit", "TamperOutcome",
+    "TamperableBackend", "TxView", "VerifyReport", "dag_svg", "open_backend",
 ]
