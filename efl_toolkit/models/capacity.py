@@ -25,6 +25,7 @@ import math
 from dataclasses import dataclass
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
@@ -85,7 +86,7 @@ def _jaxpr_flops(jaxpr) -> float:
     total = 0.0
     for eqn in jaxpr.eqns:
         total += _eqn_flops(eqn)
-        for sub in jax.core.jaxprs_in_params(eqn.params):
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
             total += _jaxpr_flops(sub)
     return total
 

@@ -118,7 +118,8 @@ def _train_step(graphdef, weight_decay: float, augment: bool):
             images = _augment(images, augment_key)
 
         def loss_fn(params):
-            model = nnx.merge(graphdef, params, rest)
+            # copy=True: fresh Variables at this trace level, so BatchNorm may update them
+            model = nnx.merge(graphdef, params, rest, copy=True)
             logits = model(images, train=True, key=dropout_key)
             loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
             return loss, nnx.split(model, nnx.Param, ...)[2]

@@ -1,0 +1,207 @@
+"""Baselines that bracket what the federated ensemble can gain.
+
+* **Centralized** (the upper bound): one model trained on the pooled official training split,
+  early-stopped on the official validation split: what a single hospital holding everybody's
+  data would get, i.e. exactly what privacy rules forbid.
+* **Each institution alone** (the lower bound): every institution trains its own architectures
+  on its own share only; its local ensemble is the mean of its models' class probabilities.
+
+Every result is evaluated on the dataset's official test split.
+
+Example:
+    >>> from efl_toolkit.baselines import train_centralized
+    >>> from efl_toolkit.config import TrainConfig
+    >>> from efl_toolkit.data import load_dataset
+    >>> import jax
+    >>> ds = load_dataset("breastmnist")
+    >>> result = train_centralized(ds, "logistic", TrainConfig(epochs=2), jax.random.key(0))
+    >>> 0.5 < result.test.accuracy <= 1.0
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import jax
+import numpy as np
+
+from efl_toolkit.config import ExperimentConfig, TrainConfig
+from efl_toolkit.data.institution import Institution
+from efl_toolkit.data.medmnist import Dataset
+from efl_toolkit.models.capacity import assign_architectures
+from efl_toolkit.rng import institution_key
+from efl_toolkit.training.evaluate import EvaluationResult, evaluate
+from efl_toolkit.training.local import TrainResult, predict_proba, train_local
+
+
+@dataclass(frozen=True)
+class BaselineResult:
+    """Test-split outcome of one baseline.
+
+    Attributes:
+        name: ``"centralized"`` or the institution id.
+        architectures: The architectures trained (one model each).
+        test: Evaluation of the mean of the models' test probabilities (the local ensemble;
+            the model itself when there is one).
+        per_model: Test evaluation of each model, by architecture.
+        trained: The training results (models, histories), in ``architectures`` order.
+        test_probs: ``[N_test, C]`` probabilities behind ``test``.
+        n_train: Training examples used.
+    """
+
+    name: str
+    architectures: tuple[str, ...]
+    test: EvaluationResult
+    per_model: dict[str, EvaluationResult]
+    trained: tuple[TrainResult, ...]
+    test_probs: np.ndarray
+    n_train: int
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary: accuracy, AUC, per-model metrics, sizes, training time."""
+        return {
+            "name": self.name,
+            "architectures": list(self.architectures),
+            "n_train": self.n_train,
+            "accuracy": self.test.to_dict()["accuracy"],
+            "auc": self.test.to_dict()["auc"],
+            "test": self.test.to_dict(),
+            "per_model": {arch: {"accuracy": ev.to_dict()["accuracy"], "auc": ev.to_dict()["auc"],
+                                 "best_epoch": tr.best_epoch, "epochs_run": len(tr.history),
+                                 "seconds": round(tr.seconds, 3)}
+                          for (arch, ev), tr in zip(self.per_model.items(), self.trained,
+                                                    strict=True)},
+        }
+
+
+def _train_config(config: TrainConfig | ExperimentConfig | None) -> TrainConfig:
+    if config is None:
+        return TrainConfig()
+    return config.train if isinstance(config, ExperimentConfig) else config
+
+
+def _evaluate_models(name: str, trained: Sequence[TrainResult], architectures: Sequence[str],
+                     dataset: Dataset, n_train: int) -> BaselineResult:
+    n_classes = dataset.n_classes
+    probs = [predict_proba(result.model, dataset.test.images) for result in trained]
+    per_model = {arch: evaluate(p, dataset.test.labels, n_classes, warn=False)
+                 for arch, p in zip(architectures, probs, strict=True)}
+    mean = np.mean(probs, axis=0)
+    return BaselineResult(name, tuple(architectures),
+                          evaluate(mean, dataset.test.labels, n_classes, warn=False),
+                          per_model, tuple(trained), mean, n_train)
+
+
+def train_centralized(dataset: Dataset, arch: str = "cnn",
+                      config: TrainConfig | ExperimentConfig | None = None,
+                      key: jax.Array | None = None, *, progress: bool = False,
+                      monitor: str = "val_loss") -> BaselineResult:
+    """The upper bound: one model on the pooled training split, evaluated on the test split.
+
+    Args:
+        dataset: The dataset (its official train, val and test splits are used).
+        arch: Architecture name.
+        config: Training hyper-parameters (a ``TrainConfig`` or an ``ExperimentConfig``).
+        key: PRNG key (default ``jax.random.key(0)``).
+        progress: Show a progress bar.
+        monitor: Early-stopping criterion (see :func:`~efl_toolkit.training.train_local`).
+
+    Returns:
+        A :class:`BaselineResult` named ``"centralized"``.
+
+    Example:
+        >>> r = train_centralized(ds, "logistic", TrainConfig(epochs=1), jax.random.key(1))
+        >>> r.name, r.architectures
+        ('centralized', ('logistic',))
+    """
+    key = jax.random.key(0) if key is None else key
+    result = train_local(arch, dataset.train, dataset.val, key, _train_config(config),
+                         n_classes=dataset.n_classes, progress=progress, monitor=monitor,
+                         description=f"centralized {arch}")
+    return _evaluate_models("centralized", [result], [arch], dataset, len(dataset.train))
+
+
+def institution_architectures(institution: Institution, dataset: Dataset,
+                              max_models: int = 2) -> tuple[str, ...]:
+    """The institution's own architectures, or those its capacity affords if none are set.
+
+    Example:
+        >>> from efl_toolkit.data.institution import CapacityProfile
+        >>> inst = Institution("h", ds.train, ds.val, CapacityProfile.preset("tiny"))
+        >>> institution_architectures(inst, ds)
+        ('logistic',)
+    """
+    if institution.architectures:
+        return tuple(institution.architectures)
+    return assign_architectures(institution.capacity, dataset.image_shape, dataset.n_classes,
+                                max_models=max_models, n_samples=institution.n_train)
+
+
+def train_institution(institution: Institution, dataset: Dataset,
+                      config: TrainConfig | ExperimentConfig | None, key: jax.Array, *,
+                      progress: bool = False, monitor: str = "val_loss") -> BaselineResult:
+    """Trains one institution's architectures on its own share and evaluates them on test.
+
+    Each architecture gets its own key: ``fold_in(key, architecture position)``.
+    """
+    architectures = institution_architectures(institution, dataset)
+    trained = [
+        train_local(arch, institution.train, institution.val, jax.random.fold_in(key, position),
+                    _train_config(config), n_classes=dataset.n_classes, progress=progress,
+                    monitor=monitor, description=f"{institution.id} {arch}")
+        for position, arch in enumerate(architectures)
+    ]
+    return _evaluate_models(institution.id, trained, architectures, dataset, institution.n_train)
+
+
+def train_each_alone(institutions: Sequence[Institution], dataset: Dataset,
+                     config: TrainConfig | ExperimentConfig | None = None,
+                     key: jax.Array | None = None, *, progress: bool = False,
+                     monitor: str = "val_loss") -> dict[str, BaselineResult]:
+    """The lower bound: every institution trains on its own share only.
+
+    Args:
+        institutions: The institutions (architectures unset: assigned from their capacity).
+        dataset: The dataset whose official test split evaluates every institution.
+        config: Training hyper-parameters.
+        key: PRNG key; institution ``i`` uses ``institution_key(key, i)``.
+        progress: Show progress bars.
+        monitor: Early-stopping criterion.
+
+    Returns:
+        ``{institution id: BaselineResult}`` in the institutions' order.
+
+    Raises:
+        ValueError: Duplicate institution ids.
+
+    Example:
+        >>> from efl_toolkit.data.institution import make_institutions
+        >>> insts = make_institutions(ds, 3, seed=0)
+        >>> results = train_each_alone(insts, ds, TrainConfig(epochs=1), jax.random.key(0))
+        >>> list(results) == [i.id for i in insts]
+        True
+    """
+    ids = [inst.id for inst in institutions]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"institution ids must be distinct, got {ids}")
+    key = jax.random.key(0) if key is None else key
+    return {
+        inst.id: train_institution(inst, dataset, config, institution_key(key, index),
+                                   progress=progress, monitor=monitor)
+        for index, inst in enumerate(institutions)
+    }
+
+
+def best_single(results: dict[str, BaselineResult]) -> BaselineResult:
+    """The institution whose local ensemble has the highest test accuracy (ties: AUC).
+
+    Example:
+        >>> best_single(results).name in results
+        True
+    """
+    if not results:
+        raise ValueError("best_single needs at least one result")
+    return max(results.values(),
+               key=lambda r: (r.test.accuracy, -np.inf if np.isnan(r.test.auc) else r.test.auc))
