@@ -170,7 +170,8 @@ def test_parties_listen_on_loopback_only():
     res = secure_ensemble(preds, weights, reveal="labels", on_spawn=watch)
     assert len({pid for pid, _ in listening}) == 2
     assert all(addr.ip == "127.0.0.1" for _, addr in listening)
-    np.testing.assert_array_equal(res.labels, plaintext_reference(preds, weights, reveal="labels").labels)
+    ref = plaintext_reference(preds, weights, reveal="labels")
+    np.testing.assert_array_equal(res.labels, ref.labels)
 
 
 def test_works_inside_a_running_event_loop():

@@ -42,7 +42,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -160,7 +160,6 @@ class _Launched:
     out_dir: Path
     log_path: Path
     killed: bool = False
-    extra: dict = field(default_factory=dict)
 
     def read_json(self, suffix: str) -> dict | None:
         path = self.out_dir / f"party_{self.index}.{suffix}"

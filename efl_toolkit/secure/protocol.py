@@ -89,7 +89,8 @@ class RoundSpec:
             bad = [r for r in self.receivers
                    if r < 0 or (n_parties is not None and r >= n_parties)]
             if bad:
-                raise ValueError(f"receiver {bad[0]} is not a party index (0..{n_parties})")
+                upper = "" if n_parties is None else f" (0..{n_parties - 1})"
+                raise ValueError(f"receiver {bad[0]} is not a party index{upper}")
         return self
 
     def receivers_mask(self) -> int:
