@@ -2,10 +2,11 @@
 
 What is measured (one run, printed as JSON):
 
-* ``append``: ``N_TX`` signed ROUND_START/ROUND_FAILED transactions, each signed (Ed25519),
-  validated on submit (signature, nonce, rules), then committed in blocks of ``BATCH``: every
-  block is re-checked in full (Merkle root, all signatures, 3 votes), voted by the 3 members and
-  written in one SQLite transaction (WAL, synchronous=FULL, fsync per block).
+* ``append``: ``--tx`` signed ROUND_START/ROUND_FAILED transactions, each signed (Ed25519),
+  validated on submit (signature, nonce, rules), then committed in blocks of ``--batch``: every
+  block is re-checked (hash link, Merkle root, 3 vote signatures, rules; a transaction signature
+  already verified on submit is not verified twice), voted by the 3 members and written in one
+  SQLite transaction (WAL, synchronous=FULL, fsync per block).
 * ``append_one_tx_blocks``: the same, one transaction per block (the fsync-bound worst case).
 * ``verify``: a fresh read-only open of a 1,000-block chain (each block: 1 signed transaction,
   3 votes on a 3-member consortium, i.e. 4 Ed25519 verifications per block) plus re-verification
@@ -97,7 +98,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as d:
         result = {
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                        "load_average_1min_at_start": round(os.getloadavg()[0], 2)},
             "append": bench_append(d, "batched.sqlite", args.tx, args.batch),
             "append_one_tx_blocks": bench_append(d, "single.sqlite", 300, 1),
             "verify": bench_verify(d, args.blocks),

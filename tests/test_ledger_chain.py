@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from efl_toolkit.ledger import (
 )
 from efl_toolkit.ledger.crypto import private_key_from_seed, public_key_hex
 from efl_toolkit.ledger.merkle import verify_consistency
-from efl_toolkit.ledger.transactions import Transaction, sign_transaction
+from efl_toolkit.ledger.transactions import sign_transaction
 
 MEMBERS = ["hospital-a", "hospital-b", "clinic-c", "lab-d"]
 
@@ -115,8 +116,6 @@ def test_block_signed_by_too_few_institutions_is_rejected(ledger):
 
 def test_block_from_the_wrong_proposer_or_with_a_forged_vote_is_rejected(ledger, consortium):
     block = ledger.propose()
-    from dataclasses import replace
-
     from efl_toolkit.ledger.block import Block, make_header
 
     wrong = make_header(1, ledger.head_hash, (), block.header.timestamp, "lab-d")
@@ -141,7 +140,8 @@ def test_unknown_institution_is_rejected(ledger):
         ledger.transact("mallory", TxType.ROUND_FAILED, {"round_id": "r", "reason": "x"})
     outsider = private_key_from_seed(b"m" * 32)
     tx = sign_transaction(outsider, TxType.ROUND_START, "mallory", 1,
-                          {"round_id": "r", "versions": ["ab" * 32], "protocol": {}})
+                          {"round_id": "r", "versions": ["ab" * 32], "protocol": {}},
+                          chain=ledger.state.genesis_hash)
     with pytest.raises(TransactionRejected) as err:
         ledger.submit(tx)
     assert err.value.check == "membership" and "mallory" in err.value.reason
@@ -153,20 +153,21 @@ def test_unknown_institution_is_rejected(ledger):
 
 
 def test_bad_signature_is_rejected(ledger, consortium):
-    tx = consortium.sign("hospital-a", TxType.ROUND_FAILED, 1, {"round_id": "r", "reason": "x"})
-    altered = Transaction(tx.type, tx.sender, tx.nonce, {"round_id": "r2", "reason": "x"},
-                          tx.signature)
+    chain = ledger.state.genesis_hash
+    tx = consortium.sign("hospital-a", TxType.ROUND_FAILED, 1, {"round_id": "r", "reason": "x"},
+                         chain)
+    altered = replace(tx, payload={"round_id": "r2", "reason": "x"})
     with pytest.raises(TransactionRejected) as err:
         ledger.submit(altered)
     assert err.value.check == "signature" and "hospital-a" in err.value.reason
     by_other = consortium.sign("hospital-b", TxType.ROUND_FAILED, 1,
-                               {"round_id": "r", "reason": "x"})
-    impostor = Transaction(by_other.type, "hospital-a", 1, by_other.payload, by_other.signature)
+                               {"round_id": "r", "reason": "x"}, chain)
+    impostor = replace(by_other, sender="hospital-a")
     with pytest.raises(TransactionRejected, match="bad signature"):
         ledger.submit(impostor)
     commit_for_b = consortium.sign("hospital-a", TxType.MODEL_COMMIT, 1, {
         "institution": "hospital-b", "model_id": "m", "version": "ab" * 32, "parent": None,
-        "architecture": "cnn", "metrics": {}, "data_summary": {}})
+        "architecture": "cnn", "metrics": {}, "data_summary": {}}, chain)
     with pytest.raises(TransactionRejected, match="must be signed by it"):
         ledger.submit(commit_for_b)
     assert ledger.pending == ()
@@ -191,9 +192,26 @@ def test_replayed_transaction_is_rejected(ledger):
 
 
 def test_out_of_order_nonce_is_rejected(ledger, consortium):
-    tx = consortium.sign("hospital-a", TxType.ROUND_FAILED, 5, {"round_id": "r", "reason": "x"})
+    tx = consortium.sign("hospital-a", TxType.ROUND_FAILED, 5, {"round_id": "r", "reason": "x"},
+                         ledger.state.genesis_hash)
     with pytest.raises(TransactionRejected, match="nonce 5, expected 1"):
         ledger.submit(tx)
+
+
+def test_transaction_for_another_ledger_is_a_replay(ledger, consortium, tmp_path):
+    other = Ledger.create(tmp_path / "other" / "ledger.sqlite", consortium, clock=FakeClock(5))
+    assert other.state.genesis_hash != ledger.state.genesis_hash
+    tx = other.transact("hospital-a", TxType.ROUND_START, {
+        "round_id": "r", "versions": [commit_model(other, "hospital-a", b"w")], "protocol": {}})
+    commit_model(ledger, "hospital-a", b"w")  # same version and nonce exist here too
+    with pytest.raises(TransactionRejected) as err:
+        ledger.submit(tx)
+    assert err.value.check == "replay" and "bound to the ledger with genesis" in err.value.reason
+    unbound = consortium.sign("hospital-a", TxType.ROUND_FAILED, 2,
+                              {"round_id": "r", "reason": "x"})  # no chain named at all
+    with pytest.raises(TransactionRejected, match="bound to the ledger with genesis 0000"):
+        ledger.submit(unbound)
+    other.close()
 
 
 def test_wrong_parent_version_is_rejected(ledger):
@@ -387,3 +405,38 @@ def test_read_api_find_and_headers(ledger):
     with pytest.raises(LedgerError, match="no block at height 9"):
         view.block(9)
     view.close()
+
+
+@pytest.mark.parametrize(("sql", "expected"), [
+    ("UPDATE txs SET body = replace(body, '0.5', 'NaN') WHERE height = 1",
+     "encoding: transaction 0: transaction has no canonical form"),
+    ("UPDATE txs SET body = CAST(? AS BLOB) WHERE height = 1", "not valid JSON"),
+    ("UPDATE txs SET body = CAST('{\"type\": 1}' AS TEXT) WHERE height = 1",
+     "transaction must have exactly the fields"),
+    ("UPDATE blocks SET votes = X'FFFE' WHERE height = 1", "votes are not valid JSON"),
+    ("UPDATE blocks SET header = '[]' WHERE height = 1", "block header must be a JSON object"),
+])
+def test_odd_stored_values_give_reports_not_crashes(ledger, tmp_path, sql, expected):
+    from efl_toolkit.ledger.tamper import copy_for_tamper
+
+    commit_model(ledger, "hospital-a", b"w")
+    scratch = copy_for_tamper(ledger.path, tmp_path / "s" / "ledger.sqlite")
+    conn = sqlite3.connect(scratch)
+    conn.execute(sql, ("[" * 100_000 + "]" * 100_000,) if "?" in sql else ())
+    conn.commit()
+    conn.close()
+    report = open_ledger(scratch).report
+    assert (report.height, report.check) == (1, "encoding") and expected in report.summary()
+
+
+def test_non_integer_row_positions_are_a_corrupt_ledger(ledger, tmp_path):
+    from efl_toolkit.ledger.tamper import copy_for_tamper
+
+    commit_model(ledger, "hospital-a", b"w")
+    scratch = copy_for_tamper(ledger.path, tmp_path / "s" / "ledger.sqlite")
+    conn = sqlite3.connect(scratch)
+    conn.execute("UPDATE txs SET height = 'one' WHERE height = 1")
+    conn.commit()
+    conn.close()
+    with pytest.raises(LedgerError, match=r"s/ledger.sqlite: corrupt ledger: .*must be integers"):
+        open_ledger(scratch)

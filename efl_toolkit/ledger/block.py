@@ -139,7 +139,7 @@ def decode_votes(data: bytes) -> tuple[Vote, ...]:
     """Decodes stored votes; raises ``ValueError`` if malformed."""
     try:
         items = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
         raise ValueError(f"votes are not valid JSON: {err}") from None
     if not isinstance(items, list):
         raise ValueError("votes must be a JSON list")
@@ -225,7 +225,7 @@ def to_stored(block: Block) -> StoredBlock:
 def _json_object(data: bytes, what: str) -> dict:
     try:
         obj = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
         raise ValueError(f"{what} is not valid JSON: {err}") from None
     if not isinstance(obj, dict):
         raise ValueError(f"{what} must be a JSON object")

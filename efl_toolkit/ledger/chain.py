@@ -172,6 +172,7 @@ class Ledger(LedgerView):
     # ----------------------------------------------------------------- the pool
     def _reset_pool(self) -> None:
         self._pool: list[Transaction] = []
+        self._pool_verified: set[bytes] = set()  # stored bytes of pool txs, signature checked
         self._pool_staged = Staged(self.state, self.height + 1, self.state.timestamp)
 
     @property
@@ -219,6 +220,7 @@ class Ledger(LedgerView):
 
         self._pool_staged.add(tx, extra_check=artifact_check)
         self._pool.append(tx)
+        self._pool_verified.add(tx.to_bytes())
         return tx
 
     def transact(self, sender: str, tx_type: str, payload: dict,
@@ -228,7 +230,8 @@ class Ledger(LedgerView):
             raise TransactionRejected(
                 "membership", f"unknown institution {sender!r}: members are "
                 f"{list(self.state.members)}")
-        tx = self.consortium.sign(sender, tx_type, self.next_nonce(sender), payload)
+        tx = self.consortium.sign(sender, tx_type, self.next_nonce(sender), payload,
+                                  self.state.genesis_hash)
         return self.submit(tx, artifact)
 
     # ----------------------------------------------------------------- blocks
@@ -254,7 +257,8 @@ class Ledger(LedgerView):
             BlockRejected: the first failed check (e.g. ``quorum``); nothing was written.
         """
         stored = to_stored(block)
-        outcome = check_block(stored, self.state, self.head_hash, self.artifacts)
+        outcome = check_block(stored, self.state, self.head_hash, self.artifacts,
+                              verified=self._pool_verified)
         failure = outcome.checks.first_failure
         if failure is not None:
             raise BlockRejected(block.height, failure.check, failure.reason)

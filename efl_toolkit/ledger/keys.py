@@ -30,7 +30,12 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from efl_toolkit.ledger.block import Vote
 from efl_toolkit.ledger.crypto import VOTE_DOMAIN, private_key_from_seed, public_key_hex, sign
 from efl_toolkit.ledger.errors import LedgerError
-from efl_toolkit.ledger.transactions import INSTITUTION_ID, Transaction, sign_transaction
+from efl_toolkit.ledger.transactions import (
+    INSTITUTION_ID,
+    NO_CHAIN,
+    Transaction,
+    sign_transaction,
+)
 
 MEMBERS_FILE = "members.json"
 
@@ -97,9 +102,10 @@ class Consortium:
                 f"unknown institution {institution!r}: the consortium has {list(self.keys)}"
             ) from None
 
-    def sign(self, sender: str, tx_type: str, nonce: int, payload: dict) -> Transaction:
-        """A transaction signed by ``sender``'s key."""
-        return sign_transaction(self.key(sender), tx_type, sender, nonce, payload)
+    def sign(self, sender: str, tx_type: str, nonce: int, payload: dict,
+             chain: str = NO_CHAIN) -> Transaction:
+        """A transaction signed by ``sender``'s key for the ledger whose genesis is ``chain``."""
+        return sign_transaction(self.key(sender), tx_type, sender, nonce, payload, chain)
 
     def vote(self, signer: str, block_hash: str) -> Vote:
         """``signer``'s vote (signature) over ``block_hash``."""

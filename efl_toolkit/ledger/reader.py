@@ -76,7 +76,10 @@ class LedgerView:
     # ----------------------------------------------------------------- lifecycle
     def refresh(self) -> VerificationReport:
         """Re-reads every block from disk and re-verifies everything; returns the report."""
-        self._stored: list[StoredBlock] = store.read_blocks(self._conn)
+        try:
+            self._stored: list[StoredBlock] = store.read_blocks(self._conn)
+        except LedgerError as err:
+            raise LedgerError(f"{self.path}: {err}") from None
         self._scan: ChainScan = verify_chain(self._stored, self.artifacts, self.genesis_hash)
         return self._scan.report
 

@@ -12,7 +12,8 @@ Rules (a failure raises :class:`TransactionRejected` whose ``check`` names the r
 * ``membership``: the sender is a registered institution; institutions register only in the
   genesis block (membership is fixed there), each self-signed, with a distinct public key.
 * ``signature``: the transaction verifies under the sender's registered key.
-* ``replay``: the nonce is the sender's previous nonce + 1 and the id is not on the chain.
+* ``replay``: the transaction names this ledger's genesis hash, its nonce is the sender's
+  previous nonce + 1 and its id is not on the chain.
 * ``parent version``: a MODEL_COMMIT's parent is null or an earlier version of the same
   institution and model; a version hash is committed once.
 * ``round``: ROUND_START names a new round id and known versions; ROUND_RESULT / ROUND_FAILED
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field, replace
 
 from efl_toolkit.ledger.block import GENESIS_PREV_HASH
 from efl_toolkit.ledger.errors import TransactionRejected
-from efl_toolkit.ledger.transactions import Transaction, TxType, validate_payload
+from efl_toolkit.ledger.transactions import NO_CHAIN, Transaction, TxType, validate_payload
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,7 @@ class ChainState:
 
     height: int = -1
     head_hash: str = GENESIS_PREV_HASH
+    genesis_hash: str | None = None
     timestamp: int = 0
     members: dict[str, Member] = field(default_factory=dict)
     nonces: dict[str, int] = field(default_factory=dict)
@@ -228,6 +230,11 @@ class Staged:
             problem = signature_problem(tx, self.all_members())
             if problem:
                 raise TransactionRejected("signature", problem)
+        expected_chain = NO_CHAIN if self.height == 0 else self.state.genesis_hash
+        if tx.chain != expected_chain:
+            raise TransactionRejected(
+                "replay", f"transaction is bound to the ledger with genesis {tx.chain[:16]}, "
+                f"not this one ({str(expected_chain)[:16]})")
         tx_id = tx.tx_id
         if tx_id in self.tx_index or tx_id in self.state.tx_index:
             raise TransactionRejected("replay", f"transaction {tx_id[:12]} is already on the chain")

@@ -158,6 +158,9 @@ def read_blocks(conn: sqlite3.Connection, start: int = 0) -> list[StoredBlock]:
         conn.text_factory = str
     by_height: dict[int, list[StoredTx]] = {}
     for height, idx, tx_id, body in tx_rows:
+        if not isinstance(height, int) or not isinstance(idx, int):
+            raise LedgerError(f"corrupt ledger: a transaction row has height {height!r:.20} and "
+                              f"index {idx!r:.20}; both must be integers")
         by_height.setdefault(height, []).append(StoredTx(idx, _as_bytes(tx_id), _as_bytes(body)))
     out = []
     for height, hash_, header, votes in blocks:

@@ -35,7 +35,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from efl_toolkit.ledger import store
@@ -221,7 +221,7 @@ def _edit_first_tx(conn, height: int, txs) -> tuple[str, Transaction, Transactio
         raise LedgerError(f"block {height} has no transaction to edit")
     index, tx = txs[0]
     name, value = _edit_value(tx.payload)
-    edited = Transaction(tx.type, tx.sender, tx.nonce, {**tx.payload, name: value}, tx.signature)
+    edited = replace(tx, payload={**tx.payload, name: value})
     conn.execute("UPDATE txs SET body = ?, tx_id = ? WHERE height = ? AND idx = ?",
                  (edited.to_bytes(), edited.tx_id.encode(), height, index))
     return f"block {height}, transaction {index} ({tx.type}): {name} -> {value!r:.60}", tx, edited

@@ -1,10 +1,14 @@
 """Signed transactions: the typed, canonical-JSON records the ledger is made of.
 
-A transaction is ``{"type", "sender", "nonce", "payload"}`` signed by the sender institution's
-Ed25519 key. Its id is the SHA-256 of that canonical body; the stored bytes (and the Merkle leaf)
-are the canonical JSON of the body plus ``"signature"``. The ``nonce`` counts the sender's
-transactions (0 for its registration, then 1, 2, ...), so a replayed transaction is refused twice
-over: its nonce is stale and its id is already on the chain.
+A transaction is ``{"type", "sender", "nonce", "chain", "payload"}`` signed by the sender
+institution's Ed25519 key. Its id is the SHA-256 of that canonical body; the stored bytes (and
+the Merkle leaf) are the canonical JSON of the body plus ``"signature"``.
+
+Replay protection, three ways: ``nonce`` counts the sender's transactions (0 for its
+registration, then 1, 2, ...), so a replayed transaction has a stale nonce; its id is already on
+the chain; and ``chain`` is the genesis hash of the ledger it is meant for (64 zeros for the
+genesis registrations themselves), so a transaction signed for one ledger cannot be replayed
+into another ledger of the same members.
 
 Transaction types and payloads (DESIGN.md contracts; ``MODEL_TAG`` is an extra)::
 
@@ -20,7 +24,7 @@ Example:
     >>> from efl_toolkit.ledger.crypto import private_key_from_seed, public_key_hex
     >>> key = private_key_from_seed(bytes(32))
     >>> tx = sign_transaction(key, "ROUND_FAILED", "hospital-a", 3,
-    ...                       {"round_id": "r1", "reason": "party timeout"})
+    ...                       {"round_id": "r1", "reason": "party timeout"}, chain="ab" * 32)
     >>> Transaction.from_bytes(tx.to_bytes()) == tx, tx.signature_ok(public_key_hex(key))
     (True, True)
 """
@@ -45,6 +49,7 @@ from efl_toolkit.ledger.crypto import (
 )
 from efl_toolkit.ledger.errors import TransactionRejected
 
+NO_CHAIN = "0" * 64
 INSTITUTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -69,6 +74,7 @@ class Transaction:
         nonce: The sender's transaction counter (0, 1, 2, ...).
         payload: The type's fields (plain JSON values).
         signature: Ed25519 signature (hex) of ``TX_DOMAIN + canonical_json(body)``.
+        chain: Genesis hash of the ledger it is meant for (``NO_CHAIN`` in genesis itself).
     """
 
     type: str
@@ -76,11 +82,12 @@ class Transaction:
     nonce: int
     payload: dict
     signature: str
+    chain: str = NO_CHAIN
 
     def body(self) -> dict:
-        """The signed part: type, sender, nonce and payload."""
+        """The signed part: type, sender, nonce, chain and payload."""
         return {"type": self.type, "sender": self.sender, "nonce": self.nonce,
-                "payload": self.payload}
+                "chain": self.chain, "payload": self.payload}
 
     def signing_bytes(self) -> bytes:
         """The canonical bytes that are signed and hashed into the transaction id."""
@@ -108,14 +115,14 @@ class Transaction:
         """Decodes a stored transaction; raises ``ValueError`` naming what is malformed."""
         try:
             obj = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
             raise ValueError(f"transaction is not valid JSON: {err}") from None
         return cls.from_dict(obj)
 
     @classmethod
     def from_dict(cls, obj: Any) -> Transaction:
         """Builds a transaction from its JSON object; raises ``ValueError`` if malformed."""
-        fields = {"type", "sender", "nonce", "payload", "signature"}
+        fields = {"type", "sender", "nonce", "chain", "payload", "signature"}
         if not isinstance(obj, dict) or set(obj) != fields:
             got = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
             raise ValueError(f"transaction must have exactly the fields {sorted(fields)}: {got}")
@@ -126,18 +133,35 @@ class Transaction:
             raise ValueError(f"transaction nonce must be a non-negative integer: {nonce!r}")
         if not isinstance(obj["payload"], dict) or not isinstance(obj["signature"], str):
             raise ValueError("transaction payload must be an object and signature a string")
-        return cls(obj["type"], obj["sender"], nonce, obj["payload"], obj["signature"])
+        if not isinstance(obj["chain"], str):
+            raise ValueError("transaction chain must be a string")
+        tx = cls(obj["type"], obj["sender"], nonce, obj["payload"], obj["signature"],
+                 obj["chain"])
+        try:
+            tx.signing_bytes()
+        except (ValueError, RecursionError) as err:  # e.g. NaN, which canonical JSON refuses
+            raise ValueError(f"transaction has no canonical form: {err}") from None
+        return tx
 
 
 def sign_transaction(
-    private_key: Any, tx_type: str, sender: str, nonce: int, payload: dict
+    private_key: Any, tx_type: str, sender: str, nonce: int, payload: dict,
+    chain: str = NO_CHAIN,
 ) -> Transaction:
     """Builds and signs a transaction (the payload is normalized to plain JSON first).
+
+    Args:
+        private_key: The sender's Ed25519 private key.
+        tx_type: A :class:`TxType` value.
+        sender: The sender institution id.
+        nonce: The sender's next nonce (``Ledger.next_nonce``).
+        payload: The type's fields.
+        chain: Genesis hash of the target ledger (``NO_CHAIN`` only for genesis registrations).
 
     Example:
         >>> from efl_toolkit.ledger.crypto import private_key_from_seed
         >>> tx = sign_transaction(private_key_from_seed(bytes(32)), "ROUND_FAILED", "h1", 1,
-        ...                       {"round_id": "r", "reason": "x"})
+        ...                       {"round_id": "r", "reason": "x"}, chain="ab" * 32)
         >>> len(tx.signature)
         128
     """
@@ -145,9 +169,9 @@ def sign_transaction(
         payload = normalize_json(payload, "payload")
     except ValueError as err:
         raise TransactionRejected("payload", str(err)) from None
-    unsigned = Transaction(str(TxType(tx_type)), sender, nonce, payload, "")
+    unsigned = Transaction(str(TxType(tx_type)), sender, nonce, payload, "", chain)
     return Transaction(unsigned.type, sender, nonce, payload,
-                       sign(private_key, TX_DOMAIN, unsigned.signing_bytes()))
+                       sign(private_key, TX_DOMAIN, unsigned.signing_bytes()), chain)
 
 
 # ---------------------------------------------------------------- payload schemas
