@@ -33,8 +33,8 @@ import asyncio
 import functools
 import json
 import os
+import shutil
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -269,13 +269,22 @@ def watch_parent(parent_pid: int) -> None:
     threading.Thread(target=loop, name="efl-parent-watch", daemon=True).start()
 
 
-def enter_tls_dir(tls_dir: str, index: int) -> None:
-    """MPyC reads ``.config/`` of the working directory: make one that points at ``tls_dir``."""
+def tls_workdir(out_dir: Path, index: int) -> Path:
+    return out_dir / f".party_{index}_tls"
+
+
+def enter_tls_dir(tls_dir: str, index: int, out_dir: Path) -> None:
+    """MPyC reads ``.config/`` of the working directory: make one that points at ``tls_dir``.
+
+    The working directory is ``out_dir/.party_{i}_tls``; :func:`finish` removes it.
+    """
     missing = missing_files(tls_dir, index)
     if missing:
         raise ValueError(f"party {index}: TLS folder {tls_dir} lacks {', '.join(missing)} "
                          "(create them with `efl party make-certs`)")
-    work = Path(tempfile.mkdtemp(prefix=f"efl-party{index}-tls-"))
+    work = tls_workdir(out_dir, index)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
     (work / ".config").symlink_to(Path(tls_dir).resolve(), target_is_directory=True)
     os.chdir(work)
 
@@ -323,6 +332,8 @@ def result_payload(args, addresses, t, spec, outcome) -> tuple[dict, dict]:
 
 
 def finish(out_dir: Path, index: int, payload: dict, arrays: dict) -> int:
+    """Writes the result files, prints the JSON line; returns the exit code."""
+    shutil.rmtree(tls_workdir(out_dir, index), ignore_errors=True)
     if arrays:
         np.savez(out_dir / f"party_{index}.npz", **arrays)
     write_json_atomic(out_dir / f"party_{index}.json", payload)
@@ -354,7 +365,7 @@ def main(argv: list[str]) -> int:
         args.input = str(Path(args.input).resolve())
         addresses, t, spec, probs, weight = prepare(args)
         if args.tls:
-            enter_tls_dir(args.tls, index)
+            enter_tls_dir(args.tls, index, out_dir)
     except ValueError as err:
         return finish(out_dir, index, {**failed, "stage": "input", "error_kind": "input",
                                        "error": str(err), "peers": []}, {})
