@@ -31,6 +31,7 @@ import numpy as np
 
 from efl_toolkit.ledger.crypto import is_hash_hex, sha256_hex
 from efl_toolkit.ledger.errors import ArtifactError
+from efl_toolkit.ledger.store import fsync_directory
 
 PACK_MAGIC = b"EFLARR1\n"
 
@@ -84,7 +85,7 @@ not to the expected 000000000000...
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        _fsync_directory(self.directory)
+        fsync_directory(self.directory)
         return digest
 
     def problem(self, digest: str) -> str | None:
@@ -115,14 +116,6 @@ not to the expected 000000000000...
             raise ArtifactError(
                 f"artifact {digest[:12]} bytes hash to {actual[:12]}: refusing modified parameters")
         return data
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def pack_arrays(arrays: dict[str, np.ndarray]) -> bytes:

@@ -127,6 +127,7 @@ class Ledger(LedgerView):
         finally:
             conn.close()
         os.replace(tmp, target)
+        store.fsync_directory(target.parent)
         if save_keys:
             consortium.save(keystore_path(target))
         return cls.open(target, consortium, clock)
