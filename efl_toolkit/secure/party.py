@@ -314,7 +314,7 @@ def result_payload(args, addresses, t, spec, outcome) -> tuple[dict, dict]:
     out = outcome.pop("output")
     payload = {"party": args.index, "name": args.name, "ok": True, "stage": "done",
                "address": "{}:{}".format(*addresses[args.index]), "n_parties": len(addresses),
-               "threshold": t, "reveal": spec.reveal,
+               "threshold": t, "reveal": spec.reveal, "tls": bool(args.tls),
                "receivers": None if spec.receivers is None else list(spec.receivers),
                "received": out.labels is not None,
                "fixed_point": {"frac_bits": out.fixed_point.frac_bits,
