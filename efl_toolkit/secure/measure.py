@@ -150,7 +150,7 @@ def round_costs(result: SecureEnsembleResult) -> dict:
             "rows": int(result.labels.shape[0]), "wall_seconds": result.seconds,
             "compute_seconds": worst(p.compute_seconds for p in result.parties),
             "connect_seconds": worst(p.connect_seconds for p in result.parties),
-            "bytes_sent": float(np.mean(sent)) if sent else None}
+            "bytes_sent": int(round(float(np.mean(sent)))) if sent else None}
 
 
 def measure_round_costs(settings: Sequence[Mapping], *, n_classes: int = 2, seed: int = 0,

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
 
 from efl_toolkit.secure.teaching import (
     ShamirSharing,
@@ -66,7 +67,7 @@ def plot_share_histograms(samples: Mapping[object, np.ndarray], modulus: int, *,
     """Histograms of one party's share over many sharings, one panel per secret.
 
     Example:
-        >>> fig = plot_share_histograms({7: np.arange(101), 90: np.arange(101)}, 101)
+        >>> fig = plot_share_histograms({7: np.arange(101), 90: np.arange(202) % 101}, 101)
         >>> len(fig.axes)
         2
     """
@@ -76,9 +77,11 @@ def plot_share_histograms(samples: Mapping[object, np.ndarray], modulus: int, *,
     axes = fig.subplots(1, len(samples), sharey=True, squeeze=False)[0]
     cmap = matplotlib.colormaps["tab10"]
     for k, (ax, (secret, values)) in enumerate(zip(axes, samples.items(), strict=True)):
-        ax.hist(values, bins=np.linspace(0, modulus, 21), color=cmap(k))
-        ax.axhline(len(values) / 20, color="black", linestyle="--", linewidth=1)
-        ax.set(title=f"secret {secret}", xlabel=f"party {party}'s share")
+        counts = np.bincount(np.asarray(values, dtype=np.int64) % modulus, minlength=modulus)
+        ax.bar(np.arange(modulus), counts, width=1.0, color=cmap(k))
+        ax.axhline(len(values) / modulus, color="black", linestyle="--", linewidth=1)
+        ax.set(title=f"secret {secret}", xlabel=f"party {party}'s share (0..{modulus - 1})",
+               ylim=(0, 1.6 * max(counts.max(), 1)))
     axes[0].set_ylabel("how often (dashed: uniform)")
     return fig
 
@@ -169,9 +172,13 @@ def plot_round_costs(rows: Sequence[Mapping]) -> Figure:
         time_ax.plot(xs, [r["wall_seconds"] for r in members], ":", color=cmap(k))
         bytes_ax.plot(xs, [r["bytes_sent"] / 1e3 for r in members], "o-", color=cmap(k),
                       label=label)
-    time_ax.set(xlabel="query rows", ylabel="seconds", xscale="log", yscale="log",
-                title="compute time once connected (dotted: wall time)")
-    bytes_ax.set(xlabel="query rows", ylabel="kB sent per party", xscale="log", yscale="log",
-                 title="traffic")
-    time_ax.legend(fontsize="small")
+    sizes = sorted({r["rows"] for r in rows})
+    time_ax.set(ylabel="seconds", title="compute time once connected (dotted: wall time)")
+    bytes_ax.set(ylabel="kB sent per party", title="traffic")
+    for ax in (time_ax, bytes_ax):
+        ax.set(xlabel="query rows", xscale="log", yscale="log")
+        ax.xaxis.set_major_locator(FixedLocator(sizes))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_locator(NullLocator())
+    bytes_ax.legend(fontsize="small")
     return fig
