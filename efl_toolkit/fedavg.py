@@ -31,7 +31,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -45,9 +44,10 @@ from tqdm.auto import tqdm
 from efl_toolkit.config import TrainConfig
 from efl_toolkit.data.institution import Institution
 from efl_toolkit.data.medmnist import Split
-from efl_toolkit.models.zoo import build_model
+from efl_toolkit.models.capacity import estimate_cost, fits
+from efl_toolkit.models.zoo import architecture_names, build_model
 from efl_toolkit.rng import institution_key
-from efl_toolkit.training.evaluate import evaluate
+from efl_toolkit.training.evaluate import EvaluationResult, evaluate
 from efl_toolkit.training.local import predict_proba, train_local
 
 #: The architecture of the homogeneous FedAvg baseline ("a homogeneous small CNN").
@@ -91,6 +91,7 @@ class FedAvgRun:
         accuracy: Final accuracy on the evaluation split.
         auc: Final AUC on the evaluation split.
         seconds: Wall time of the whole run.
+        final: The full evaluation of the final global model.
     """
 
     state: FedAvgState
@@ -98,6 +99,7 @@ class FedAvgRun:
     accuracy: float
     auc: float
     seconds: float
+    final: EvaluationResult
 
 
 def parameter_shapes(model: nnx.Module) -> dict[str, tuple[int, ...]]:
@@ -340,7 +342,7 @@ def fedavg_train(institutions: Sequence[Institution], evaluation: Split, key: ja
     n_classes = max(n_classes, int(evaluation.labels.max()) + 1)
     state = fedavg_init(arch, image_shape, n_classes, jax.random.fold_in(key, 0))
     round_key = jax.random.fold_in(key, 1)
-    history = []
+    history, result = [], None
     bar = tqdm(range(rounds), desc=f"FedAvg ({arch})", disable=not progress, leave=False)
     for _ in bar:
         round_started = time.perf_counter()
@@ -354,5 +356,72 @@ def fedavg_train(institutions: Sequence[Institution], evaluation: Split, key: ja
     bar.close()
     last = history[-1]
     return FedAvgRun(state=state, history=tuple(history), accuracy=float(last["accuracy"]),
-                     auc=float(last["auc"]) if not math.isnan(last["auc"]) else math.nan,
-                     seconds=time.perf_counter() - started)
+                     auc=float(last["auc"]), seconds=time.perf_counter() - started,
+                     final=result)
+
+
+def parameter_summary(models: Mapping[str, nnx.Module], *, show: int = 2) -> list[dict]:
+    """What each model's parameter tree looks like: the thing FedAvg would have to average.
+
+    Args:
+        models: ``{institution id: model}``.
+        show: Leading parameter arrays listed per model.
+
+    Example:
+        >>> rows = parameter_summary({"hospital-a": build_model("logistic", (4, 4, 1), 2,
+        ...                                                     nnx.Rngs(0))})
+        >>> rows[0]["arrays"], rows[0]["params"], rows[0]["first_arrays"]
+        (2, 34, ['linear/bias (2,)', 'linear/kernel (16, 2)'])
+    """
+    rows = []
+    for name, model in models.items():
+        shapes = parameter_shapes(model)
+        rows.append({"institution": name, "model": type(model).__name__,
+                     "arrays": len(shapes),
+                     "params": int(sum(int(np.prod(shape)) for shape in shapes.values())),
+                     "first_arrays": [f"{path} {shape}" for path, shape in
+                                      list(shapes.items())[:show]]})
+    return rows
+
+
+def affordability(institutions: Sequence[Institution], image_shape: tuple[int, int, int],
+                  n_classes: int, arch: str = BASELINE_ARCH) -> list[dict]:
+    """Whether each institution's capacity affords training ``arch`` on its own share.
+
+    FedAvg needs *one* architecture everywhere: either the weakest institution's budget caps
+    the model for everyone, or some institutions are asked to train beyond their budget.
+
+    Example:
+        >>> from efl_toolkit.data import load_dataset, make_institutions
+        >>> ds = load_dataset("breastmnist")
+        >>> rows = affordability(make_institutions(ds, 3, seed=0), ds.image_shape, 2)
+        >>> [(r["id"], r["affords"]) for r in rows]
+        [('hospital-a', False), ('hospital-b', True), ('hospital-c', True)]
+    """
+    cost = estimate_cost(arch, tuple(image_shape), n_classes)
+    return [{"id": inst.id, "tier": inst.capacity.tier,
+             "budget_gflops": inst.capacity.compute_gflops,
+             f"{arch}_gflops_per_epoch": cost.epoch_gflops(inst.n_train),
+             "affords": fits(cost, inst.capacity, inst.n_train)} for inst in institutions]
+
+
+def common_architecture(institutions: Sequence[Institution], image_shape: tuple[int, int, int],
+                        n_classes: int) -> str:
+    """The most capable architecture that *every* institution can afford alone.
+
+    Falls back to the cheapest architecture when even that does not fit everyone.
+
+    Example:
+        >>> from efl_toolkit.data import load_dataset, make_institutions
+        >>> ds = load_dataset("breastmnist")
+        >>> common_architecture(make_institutions(ds, 3, seed=0), ds.image_shape, 2)
+        'mlp'
+    """
+    _check_institutions(institutions)
+    names = architecture_names()  # least to most capable
+    for arch in reversed(names):
+        cost = estimate_cost(arch, tuple(image_shape), n_classes)
+        if all(fits(cost, inst.capacity, inst.n_train) for inst in institutions):
+            return arch
+    return min(names, key=lambda a: estimate_cost(a, tuple(image_shape),
+                                                   n_classes).train_flops_per_sample)
