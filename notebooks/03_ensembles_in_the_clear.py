@@ -1,0 +1,227 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: -all
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 · Ensembles in the clear, and why FedAvg cannot mix architectures
+#
+# Notebook 02 left every institution with its own models — different architectures, trained on
+# different, skewed data. How can they learn *together*? The classic federated answer, FedAvg,
+# averages model parameters; that only works when everybody trains the same network. The answer
+# of this toolkit is to combine **predictions** instead: every model answers the same queries
+# with class probabilities, and those are averaged or voted — first inside each institution
+# (level 1), then across institutions (level 2).
+#
+# Here everything is computed *in the clear* (every party would see every institution's
+# probabilities); notebook 04 computes level 2 under secret sharing.
+#
+# **In this notebook you will learn**
+#
+# - how a local ensemble (level 1) and a federation-wide ensemble (level 2) are formed;
+# - the plaintext combination rules: mean, weighted mean (by data size or by own validation
+#   score) and majority vote, flat or hierarchical;
+# - how the ensembles compare with every institution alone, and how to read that comparison
+#   honestly on a small, imbalanced test set;
+# - why averaging parameters is impossible across architectures (and what error you get);
+# - FedAvg as a homogeneous baseline, and what it costs the institutions that cannot afford
+#   its architecture.
+
+# %%
+# %matplotlib inline
+from efl_toolkit.baselines import train_centralized, train_each_alone
+from efl_toolkit.comparison import (
+    best_row,
+    ensemble_rows,
+    evaluation_row,
+    level1_rows,
+    level2_weights,
+    primary_models,
+    verdict,
+)
+from efl_toolkit.config import get_config
+from efl_toolkit.data import institutions_from_config, load_dataset
+from efl_toolkit.fedavg import (
+    ArchitectureMismatchError,
+    affordability,
+    average_parameters,
+    common_architecture,
+    fedavg_train,
+    parameter_summary,
+)
+from efl_toolkit.rng import experiment_keys
+from efl_toolkit.summaries import majority_class_accuracy
+from efl_toolkit.viz import format_table, plot_metric_comparison, plot_rounds
+
+config = get_config()
+keys = experiment_keys(config.seed)
+dataset = load_dataset(config.dataset)
+institutions = institutions_from_config(dataset, config)
+
+# %% [markdown]
+# ## 1. The federation from notebook 02
+#
+# Same preset, same seed, same keys: the same institutions train the same models as in
+# notebook 02 (it takes a little while; the progress bars show each model).
+
+# %%
+results = train_each_alone(institutions, dataset, config, keys.params, progress=True)
+
+# %% [markdown]
+# ## 2. Level 1: each institution's local ensemble
+#
+# Inside an institution, models never leave the building, so combining them needs no
+# protection: the local ensemble is the mean of its models' class probabilities.
+
+# %%
+print(format_table(level1_rows(results)))
+
+# %% [markdown]
+# ## 3. Level 2: combining institutions
+#
+# Across institutions, each one contributes its level-1 probabilities for the shared queries.
+# Weighted rules need one weight per institution; two natural choices:
+#
+# - **by size**: proportional to the number of training examples;
+# - **by validation**: proportional to the institution's accuracy on its *own* validation share
+#   — all it can know about itself, and misleading when that share is skewed.
+
+# %%
+print(format_table(level2_weights(results, institutions)))
+
+# %% [markdown]
+# Every ensemble next to every institution alone, on the shared test split. *Flat* rules treat
+# all models alike (an institution with two models gets two votes); *hierarchical* rules first
+# form each institution's local ensemble, then combine institutions.
+
+# %%
+rows = ensemble_rows(results, institutions, dataset)
+print(format_table(rows))
+
+# %%
+plot_metric_comparison(rows, metric=["balanced_accuracy", "auc"],
+                       reference={"chance": 0.5})
+
+# %% [markdown]
+# How to read this. The test split has only a few hundred images, most of one class: answering
+# the majority class alone reaches the accuracy printed below, and differences of one or two
+# hundredths are a handful of images. AUC (ranking quality, independent of the decision
+# threshold) and balanced accuracy (mean recall over classes) are the fairer yardsticks here.
+# The comparison below is computed from this run's numbers, whatever they turn out to be.
+
+# %%
+print(f"majority-class accuracy: "
+      f"{majority_class_accuracy(dataset.test.labels, dataset.n_classes):.3f}")
+print(verdict(rows, metric="auc"))
+
+# %% [markdown]
+# ## 4. Why not just average the models? (FedAvg)
+#
+# FedAvg averages parameters: `w = sum_k (n_k / n) w_k`. That needs every `w_k` to be the same
+# tree of arrays with the same shapes. Look at what our institutions actually hold:
+
+# %%
+models = primary_models(results)
+print(format_table(parameter_summary(models)))
+
+# %% [markdown]
+# Averaging them anyway fails, and the error says exactly why:
+
+# %%
+try:
+    average_parameters(models)
+except ArchitectureMismatchError as error:
+    print(f"ArchitectureMismatchError: {error}")
+
+# %% [markdown]
+# ## 5. The homogeneous FedAvg baseline
+#
+# To run FedAvg at all, every institution must train the *same* architecture. Two ways out,
+# both with a cost:
+#
+# 1. pick a strong model (the small CNN) and ask every institution to train it — beyond the
+#    budget of the weaker ones;
+# 2. pick the most capable model *every* institution can afford — the weakest institution
+#    caps everybody.
+#
+# Who can afford the CNN?
+
+# %%
+print(format_table(affordability(institutions, dataset.image_shape, dataset.n_classes, "cnn")))
+common = common_architecture(institutions, dataset.image_shape, dataset.n_classes)
+print(f"the most capable architecture everyone can afford: {common}")
+
+# %% [markdown]
+# Both FedAvg variants, one local epoch per round and as many rounds as local training had
+# epochs (the same number of passes over the data). Each round: every institution trains the
+# global model on its own share, then the parameters are averaged weighted by `n_train`.
+
+# %%
+fedavg_cnn = fedavg_train(institutions, dataset.test, keys.params, config.train, arch="cnn")
+fedavg_common = fedavg_train(institutions, dataset.test, keys.params, config.train,
+                             arch=common)
+print(f"FedAvg cnn: {fedavg_cnn.seconds:.1f} s, FedAvg {common}: {fedavg_common.seconds:.1f} s")
+
+# %% [markdown]
+# The global CNN's test AUC after each round, against the best plaintext ensemble and the best
+# institution alone:
+
+# %%
+best_ensemble = best_row(rows, "ensemble", metric="auc")
+best_alone = best_row(rows, "institution alone", metric="auc")
+plot_rounds(fedavg_cnn.history, metric="auc", title="FedAvg (cnn) global model",
+            reference={f"best ensemble ({best_ensemble['name']})": best_ensemble["auc"],
+                       f"best alone ({best_alone['name']})": best_alone["auc"]})
+
+# %% [markdown]
+# Finally, everything side by side, with the centralized upper bound: one CNN trained on the
+# pooled training split — what a single hospital holding everybody's data would get, exactly
+# what privacy rules forbid.
+
+# %%
+centralized = train_centralized(dataset, "cnn", config, keys.params)
+everything = rows + [
+    evaluation_row("FedAvg cnn (over budget)", "baseline", fedavg_cnn.final),
+    evaluation_row(f"FedAvg {common} (affordable)", "baseline", fedavg_common.final),
+    evaluation_row("centralized cnn (pooled data)", "baseline", centralized.test),
+]
+print(format_table(everything))
+plot_metric_comparison(everything, metric=["balanced_accuracy", "auc"],
+                       reference={"chance": 0.5})
+
+# %% [markdown]
+# ## Summary
+#
+# - Level 1 combines an institution's own models; level 2 combines institutions' probabilities
+#   with a mean, a weighted mean (by size or by own validation score) or a majority vote.
+# - Ensembles need only predictions on shared queries, so institutions keep *any* architecture
+#   their capacity allows.
+# - Parameter averaging needs identical parameter trees: `average_parameters` raises
+#   `ArchitectureMismatchError`, naming the institutions and the first difference.
+# - FedAvg therefore forces one architecture on everyone: either beyond some budgets, or capped
+#   by the weakest institution. Centralized training on pooled data is the (forbidden) upper
+#   bound.
+# - On a 156-image, imbalanced test set, read the numbers with care: small gaps are a few
+#   images, and a single run is one sample.
+#
+# ## Exercises
+#
+# 1. Change the preset's seed (`get_config(seed=1)`) and re-run. Does the ranking of the
+#    ensembles and the institutions stay the same? What does that tell you about one run?
+# 2. Make the split more skewed (`get_config(dirichlet_alpha=0.1)`). Which suffers more: the
+#    institutions alone, the ensembles or FedAvg?
+# 3. Give FedAvg more local work: `fedavg_train(..., local_epochs=3, rounds=4)`. Same number of
+#    passes over the data — is the result better or worse, and why might non-IID data matter?
+# 4. Build a weighting of your own for level 2 (for example, each institution's number of
+#    examples of the rarer class) and pass it to `efl_toolkit.ensemble.hierarchical_ensemble`.
