@@ -94,7 +94,8 @@ PRESETS: dict[str, ExperimentConfig] = {
     "classroom_fast": ExperimentConfig(
         name="classroom_fast",
         n_institutions=3,
-        train=TrainConfig(epochs=12, batch_size=64, learning_rate=2e-3, patience=4),
+        train=TrainConfig(epochs=12, batch_size=32, learning_rate=1e-3, patience=4,
+                          augment=False),
     ),
     "paper": ExperimentConfig(
         name="paper",

@@ -7,7 +7,9 @@ one calling convention::
     logits = model(images)                          # evaluation mode (the default)
     logits = model(images, train=True, key=key)     # training: dropout on, batch statistics
 
-``images`` is ``float32 [B, H, W, C]`` in ``[0, 1]``; ``logits`` is ``[B, n_classes]``. Dropout
+``images`` is ``float32 [B, H, W, C]`` in ``[0, 1]``; ``logits`` is ``[B, n_classes]``. Every model
+first standardizes each image (zero mean, unit variance over its pixels), which cancels the
+brightness and contrast differences between imaging devices and speeds up training. Dropout
 takes its randomness from the explicit ``key`` (models hold no RNG state), and BatchNorm uses
 batch statistics (and updates its running averages) only when ``train=True``.
 
@@ -72,6 +74,13 @@ def max_pool_2x2(x: jax.Array) -> jax.Array:
     return x.reshape(batch, height // 2, 2, width // 2, 2, channels).max(axis=(2, 4))
 
 
+def standardize_images(x: jax.Array, eps: float = 1e-3) -> jax.Array:
+    """Per-image standardization: zero mean and unit variance over each image's pixels."""
+    mean = jnp.mean(x, axis=(1, 2, 3), keepdims=True)
+    std = jnp.std(x, axis=(1, 2, 3), keepdims=True)
+    return (x - mean) / (std + eps)
+
+
 class LogisticRegression(nnx.Module):
     """Multinomial logistic regression on the flattened pixels."""
 
@@ -80,7 +89,7 @@ class LogisticRegression(nnx.Module):
         self.linear = nnx.Linear(height * width * channels, n_classes, rngs=rngs)
 
     def __call__(self, x: jax.Array, *, train: bool = False, key: jax.Array | None = None):
-        return self.linear(x.reshape(x.shape[0], -1))
+        return self.linear(standardize_images(x).reshape(x.shape[0], -1))
 
 
 class MLP(nnx.Module):
@@ -95,7 +104,7 @@ class MLP(nnx.Module):
         self.dropout = nnx.Dropout(dropout)
 
     def __call__(self, x: jax.Array, *, train: bool = False, key: jax.Array | None = None):
-        x = nnx.relu(self.hidden1(x.reshape(x.shape[0], -1)))
+        x = nnx.relu(self.hidden1(standardize_images(x).reshape(x.shape[0], -1)))
         x = _dropout(self.dropout, x, train, key, 0)
         x = nnx.relu(self.hidden2(x))
         return self.out(x)
@@ -119,7 +128,7 @@ class SmallCNN(nnx.Module):
         return max_pool_2x2(x)
 
     def __call__(self, x: jax.Array, *, train: bool = False, key: jax.Array | None = None):
-        x = self._pool(nnx.relu(self.conv1(x)))
+        x = self._pool(nnx.relu(self.conv1(standardize_images(x))))
         x = self._pool(nnx.relu(self.conv2(x)))
         x = nnx.relu(self.dense(x.reshape(x.shape[0], -1)))
         x = _dropout(self.dropout, x, train, key, 0)
@@ -169,7 +178,8 @@ class ResNet(nnx.Module):
         self.out = nnx.Linear(previous, n_classes, rngs=rngs)
 
     def __call__(self, x: jax.Array, *, train: bool = False, key: jax.Array | None = None):
-        x = nnx.relu(self.bn_stem(self.stem(x), use_running_average=not train))
+        x = self.stem(standardize_images(x))
+        x = nnx.relu(self.bn_stem(x, use_running_average=not train))
         for block in self.blocks:
             x = block(x, train)
         return self.out(jnp.mean(x, axis=(1, 2)))
@@ -211,7 +221,7 @@ class TinyViT(nnx.Module):
         self.dropout = nnx.Dropout(dropout)
 
     def __call__(self, x: jax.Array, *, train: bool = False, key: jax.Array | None = None):
-        x = self.embed(x)
+        x = self.embed(standardize_images(x))
         x = x.reshape(x.shape[0], -1, x.shape[-1]) + self.position[...]
         x = _dropout(self.dropout, x, train, key, 0)
         for block in self.blocks:

@@ -325,7 +325,8 @@ def train_local(model_or_arch: nnx.Module | str, train: Split, val: Split, key: 
         scores = _validation_scores(current, val, n_classes)
         history.append({"epoch": epoch, "train_loss": train_loss, **scores, "lr": lr,
                         "seconds": time.perf_counter() - epoch_start})
-        value = scores[monitor] if len(val) else -float(epoch)
+        # without validation data the latest epoch is the best one
+        value = scores[monitor] if len(val) else float(epoch)
         if _improved(value, best_value, larger_is_better or not len(val)):
             best_value, best_epoch, stale = value, epoch, 0
             best_state = (_copy_tree(params), _copy_tree(rest))
