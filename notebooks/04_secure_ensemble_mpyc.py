@@ -50,7 +50,7 @@ from efl_toolkit.baselines import train_each_alone
 from efl_toolkit.config import get_config
 from efl_toolkit.data import institutions_from_config, load_dataset
 from efl_toolkit.ensemble import hierarchical_ensemble
-from efl_toolkit.rng import experiment_keys
+from efl_toolkit.rng import experiment_keys, numpy_rng
 from efl_toolkit.secure import (
     FixedPoint,
     secure_ensemble,
@@ -85,6 +85,8 @@ from efl_toolkit.training import evaluate, predict_proba
 from efl_toolkit.viz import format_table
 
 config = get_config()
+keys = experiment_keys(config.seed)
+rng = numpy_rng(keys.sampling)   # the random coefficients of the sharings below
 print(f"preset {config.name}: {config.n_institutions} institutions, "
       f"{config.fixed_point_bits} fractional bits")
 
@@ -100,7 +102,7 @@ print(f"preset {config.name}: {config.n_institutions} institutions, "
 # `f(i)`. The secret is the line's value at `x = 0`.
 
 # %%
-sharing = share_secret(42, n_parties=3, threshold=1, modulus=SMALL_PRIME, rng=2023)
+sharing = share_secret(42, n_parties=3, threshold=1, modulus=SMALL_PRIME, rng=rng)
 s, a = sharing.coefficients
 print(f"polynomial f(x) = {s} + {a}·x  (mod {SMALL_PRIME})")
 for x, y in sharing.shares.items():
@@ -137,7 +139,7 @@ plot_sharing(sharing, known=[1], alternatives=[0, 99])
 # distribution whatever the secret.
 
 # %%
-plot_share_histograms({secret: share_samples(secret, party=1, n_samples=10_000, rng=secret)
+plot_share_histograms({secret: share_samples(secret, party=1, n_samples=10_000, rng=rng)
                        for secret in (7, 90)}, SMALL_PRIME)
 
 # %% [markdown]
@@ -147,8 +149,8 @@ plot_share_histograms({secret: share_samples(secret, party=1, n_samples=10_000, 
 # their values at 0. Multiplying by a public constant is free too.
 
 # %%
-cases_a = share_secret(30, 3, 1, rng=1)
-cases_b = share_secret(45, 3, 1, rng=2)
+cases_a = share_secret(30, 3, 1, rng=rng)
+cases_b = share_secret(45, 3, 1, rng=rng)
 total = add_shares(cases_a.shares, cases_b.shares)
 print("shares of hospital A's 30:", cases_a.shares)
 print("shares of hospital B's 45:", cases_b.shares)
@@ -192,8 +194,7 @@ for value, q, back in zip(values, encoded, fp.decode(encoded), strict=True):
 dataset = load_dataset(config.dataset)
 institutions = institutions_from_config(dataset, config)
 quick = [dataclasses.replace(inst, architectures=("mlp", "logistic")) for inst in institutions]
-local = train_each_alone(quick, dataset, config, experiment_keys(config.seed).params,
-                         progress=True)
+local = train_each_alone(quick, dataset, config, keys.params, progress=True)
 model_probs = {name: [predict_proba(t.model, dataset.test.images) for t in result.trained]
                for name, result in local.items()}
 weights = {inst.id: inst.n_train for inst in institutions}  # level 2: weight by data size

@@ -239,7 +239,7 @@ print("tagged 'deployed':", registry.tagged("deployed").version[:12])
 # %%
 params = registry.checkout(second[victim])
 restored = params_from_bytes(build_model("logistic", dataset.image_shape, dataset.n_classes,
-                                         nnx.Rngs(99)), params)
+                                         nnx.Rngs(keys.sampling)), params)
 print(f"checked out {len(params)} bytes; hash of the restored model == version: "
       f"{version_hash(restored) == second[victim]}")
 print("restored model predicts exactly like the trained one:",
