@@ -29,8 +29,8 @@
 # - how Shamir secret sharing works, by hand, on numbers small enough to check on paper;
 # - why adding shared values costs nothing — and why that makes an ensemble cheap to secure;
 # - how probabilities become integers (fixed-point encoding) and how large the error can be;
-# - how to run a real secure round with **three separate party processes** and check it
-#   against the plaintext reference;
+# - how to run a real secure round with **separate party processes** (one per institution,
+#   three under the classroom preset) and check it against the plaintext reference;
 # - what each party actually saw (the transcript), what it costs, and what MPC does and does
 #   not protect against (the threat model).
 #
@@ -182,7 +182,7 @@ for value, q, back in zip(values, encoded, fp.decode(encoded), strict=True):
     print(f"  {value} -> {q} -> {back:.8f}  (error {abs(back - value):.1e})")
 
 # %% [markdown]
-# ## 3. Three hospitals and their local models
+# ## 3. The hospitals and their local models
 #
 # Each institution trains a small local ensemble on its own data (level 1 of the hierarchy):
 # an MLP and a logistic regression, kept quick for this notebook (the weights of level 2 are
@@ -228,7 +228,7 @@ print(f"parties: {alone.n_parties}, threshold t: {alone.threshold}, secret: {alo
 print(alone.transcript.explain(institution=0, row=0))
 
 # %% [markdown]
-# ## 5. A real secure round: three party processes over 127.0.0.1
+# ## 5. A real secure round: one party process per institution, over 127.0.0.1
 #
 # `secure_ensemble` writes each institution's input to its own file, starts one `efl party`
 # process per institution, lets them connect to each other over TCP on the loopback address,
@@ -271,7 +271,7 @@ print("labels equal the plaintext hierarchical ensemble's:",
 print(format_table([
     {"ensemble": "plaintext (notebook 03)", **evaluate(plain.probabilities, dataset.test.labels,
                                                        dataset.n_classes).to_dict()},
-    {"ensemble": "secure, 3 parties", **evaluate(result.mean, dataset.test.labels,
+    {"ensemble": f"secure, {result.n_parties} parties", **evaluate(result.mean, dataset.test.labels,
                                                  dataset.n_classes).to_dict()},
 ], columns=["ensemble", "accuracy", "auc"]))
 
@@ -280,25 +280,27 @@ print(format_table([
 #
 # For the first rows, every party recorded its share of each institution's encoded input, its
 # share of the sum, and what was opened to it. The shares are field elements modulo a 52-bit
-# prime: they look like random numbers. Any two parties together could rebuild an input — that
-# is what the threshold `t = 1` means — but one party alone learns nothing.
+# prime: they look like random numbers. Any `t + 1` parties together could rebuild an input
+# (two, with three parties and `t = 1`), but `t` or fewer learn nothing.
 
 # %%
 transcript = result.transcript
 print(transcript.explain(institution=0, row=0))
 
 # %% [markdown]
-# Reconstruction needs `t + 1 = 2` parties; the toolkit refuses to "reconstruct" from one share,
-# because one share is consistent with every value.
+# Reconstruction needs `t + 1` parties; the toolkit refuses to "reconstruct" from `t` shares,
+# because they are consistent with every value.
 
 # %%
-pair = transcript.reconstruct(0, parties=[1, 2])[0]
-print(f"parties 1 and 2 rebuild {transcript.institutions[0]}'s first row: {pair.tolist()} "
+enough = list(range(1, transcript.threshold + 2))      # t + 1 parties
+too_few = list(range(1, transcript.threshold + 1))     # t parties
+row = transcript.reconstruct(0, parties=enough)[0]
+print(f"parties {enough} rebuild {transcript.institutions[0]}'s first row: {row.tolist()} "
       f"(its own encoded input: {transcript.views[0].own_contributions[0][0].tolist()})")
 try:
-    transcript.reconstruct(0, parties=[1])
+    transcript.reconstruct(0, parties=too_few)
 except ValueError as error:
-    print("party 1 alone:", error)
+    print(f"parties {too_few} alone:", error)
 
 # %% [markdown]
 # Every share each party held, divided by the prime: flat histograms, whatever the

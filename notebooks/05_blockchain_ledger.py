@@ -120,7 +120,7 @@ print(ledger.report.summary())
 # measured on the institution's own validation share; the parameters themselves go to a
 # content-addressed artifact store beside the ledger.
 #
-# With `commit=False` the transactions wait in the pool, and one block then holds all three.
+# With `commit=False` the transactions wait in the pool, and one block then holds them all.
 
 # %%
 keys = experiment_keys(config.seed)
@@ -130,7 +130,7 @@ for index, inst in enumerate(institutions):
                                    nnx.Rngs(institution_key(keys.params, index)))
     first[inst.id] = commit_model(registry, inst, initial[inst.id], architecture="logistic",
                                   n_classes=dataset.n_classes, commit=False)
-print("block", ledger.commit_block().height, "holds the three first versions")
+print("block", ledger.commit_block().height, "holds every first version")
 
 for index, inst in enumerate(institutions):
     trained[inst.id] = train_local(initial[inst.id], inst.train, inst.val,
@@ -139,7 +139,7 @@ for index, inst in enumerate(institutions):
     second[inst.id] = commit_model(registry, inst, trained[inst.id], architecture="logistic",
                                    n_classes=dataset.n_classes, parent=first[inst.id],
                                    commit=False)
-print("block", ledger.commit_block().height, "holds the three trained versions")
+print("block", ledger.commit_block().height, "holds every trained version")
 print(format_table([{"institution": v.institution, "version": v.version[:12],
                      "parent": (v.parent or "-")[:12], "height": v.where.height,
                      **v.metrics} for v in ledger.model_versions()]))
@@ -214,11 +214,11 @@ except TransactionRejected as error:
 # %%
 print(format_table([{"members": n, "votes needed": quorum_size(n)} for n in range(1, 8)]))
 registry.tag(second[victim], "deployed", commit=False)   # waits in the pool
-two_of_three = [inst.id for inst in institutions[:2]]
+too_few = [inst.id for inst in institutions[:quorum_size(len(institutions)) - 1]]
 try:
-    ledger.append_block(ledger.propose(signers=two_of_three))
+    ledger.append_block(ledger.propose(signers=too_few))
 except BlockRejected as error:
-    print(f"signed by {two_of_three} only: {error}")
+    print(f"signed by {too_few} only: {error}")
 print("with every vote:", ledger.commit_block().height, "| chain ok:", ledger.verify().ok)
 
 # %% [markdown]
@@ -250,9 +250,9 @@ print("restored model predicts exactly like the trained one:",
 # ## 6. An ensemble round and its lineage
 #
 # A coordinator records `ROUND_START` with the exact model versions taking part and the
-# protocol; the secure round runs (three party processes, labels only); the coordinator
-# records `ROUND_RESULT` with the **hash** of the opened labels and their metrics. The result
-# itself stays off the chain; anyone holding it can check it against the hash.
+# protocol; the secure round runs (one party process per institution, labels only); the
+# coordinator records `ROUND_RESULT` with the **hash** of the opened labels and their metrics.
+# The result itself stays off the chain; anyone holding it can check it against the hash.
 
 # %%
 coordinator = institutions[0].id
