@@ -165,7 +165,13 @@ def tamper_demo(ledger: str | os.PathLike, attacks: Sequence[tuple[str, int]],
             the ledger's folder).
 
     Raises:
-        LedgerError: unknown attack, missing block, or a block with nothing to attack.
+        ValueError: an unknown attack name.
+        LedgerError: a missing block, or a block with nothing to attack.
+
+    Example:
+        >>> demos = tamper_demo("ledger.sqlite", [("edit_header", 1)], "scratch")  # doctest: +SKIP
+        >>> demos[0].first_failure, demos[0].original_ok                           # doctest: +SKIP
+        ((1, 'hash link'), True)
     """
     out = []
     for position, (kind, height) in enumerate(attacks):
