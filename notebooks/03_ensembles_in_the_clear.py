@@ -118,7 +118,9 @@ plot_metric_comparison(rows, metric=["balanced_accuracy", "auc"],
 # the majority class alone reaches the accuracy printed below, and differences of one or two
 # hundredths are a handful of images. AUC (ranking quality, independent of the decision
 # threshold) and balanced accuracy (mean recall over classes) are the fairer yardsticks here.
-# The comparison below is computed from this run's numbers, whatever they turn out to be.
+# Votes produce coarse scores (the share of votes per class), so a vote's AUC says little: votes
+# are for labels. The comparison below is computed from this run's numbers, whatever they turn
+# out to be.
 
 # %%
 print(f"majority-class accuracy: "
