@@ -112,6 +112,8 @@ def train_centralized(dataset: Dataset, arch: str = "cnn",
         A :class:`BaselineResult` named ``"centralized"``.
 
     Example:
+        >>> from efl_toolkit.data import load_dataset
+        >>> ds = load_dataset("breastmnist")
         >>> r = train_centralized(ds, "logistic", TrainConfig(epochs=1), jax.random.key(1))
         >>> r.name, r.architectures
         ('centralized', ('logistic',))
@@ -127,8 +129,15 @@ def institution_architectures(institution: Institution, dataset: Dataset,
                               max_models: int = 2) -> tuple[str, ...]:
     """The institution's own architectures, or those its capacity affords if none are set.
 
+    The compute budget is judged on an epoch of a reference-size share
+    (:data:`~efl_toolkit.models.capacity.REFERENCE_SAMPLES`), so a tier maps to the same
+    architectures whatever the partition: tiny -> logistic, small -> mlp + logistic,
+    medium -> cnn + vit, large -> resnet + cnn (28x28 grayscale, two classes).
+
     Example:
+        >>> from efl_toolkit.data import load_dataset
         >>> from efl_toolkit.data.institution import CapacityProfile
+        >>> ds = load_dataset("breastmnist")
         >>> inst = Institution("h", ds.train, ds.val, CapacityProfile.preset("tiny"))
         >>> institution_architectures(inst, ds)
         ('logistic',)
@@ -136,7 +145,7 @@ def institution_architectures(institution: Institution, dataset: Dataset,
     if institution.architectures:
         return tuple(institution.architectures)
     return assign_architectures(institution.capacity, dataset.image_shape, dataset.n_classes,
-                                max_models=max_models, n_samples=institution.n_train)
+                                max_models=max_models)
 
 
 def train_institution(institution: Institution, dataset: Dataset,
@@ -177,7 +186,8 @@ def train_each_alone(institutions: Sequence[Institution], dataset: Dataset,
         ValueError: Duplicate institution ids.
 
     Example:
-        >>> from efl_toolkit.data.institution import make_institutions
+        >>> from efl_toolkit.data import load_dataset, make_institutions
+        >>> ds = load_dataset("breastmnist")
         >>> insts = make_institutions(ds, 3, seed=0)
         >>> results = train_each_alone(insts, ds, TrainConfig(epochs=1), jax.random.key(0))
         >>> list(results) == [i.id for i in insts]
@@ -198,6 +208,10 @@ def best_single(results: dict[str, BaselineResult]) -> BaselineResult:
     """The institution whose local ensemble has the highest test accuracy (ties: AUC).
 
     Example:
+        >>> from efl_toolkit.data import load_dataset, make_institutions
+        >>> ds = load_dataset("breastmnist")
+        >>> results = train_each_alone(make_institutions(ds, 2, capacities=["tiny", "small"]),
+        ...                            ds, TrainConfig(epochs=1), jax.random.key(0))
         >>> best_single(results).name in results
         True
     """
