@@ -2,7 +2,7 @@
 top to bottom under the fast preset.
 
 Every ``notebooks/*.ipynb`` is picked up automatically. Execution uses nbclient with a kernel
-spec written into a temporary ``JUPYTER_PATH`` that points at *this* interpreter (the project's
+spec written into a temporary folder that points at *this* interpreter (the project's
 virtualenv), so a ``python3`` kernel installed elsewhere on the machine can never be used by
 accident. Each notebook runs in a temporary working directory (nothing is written into the
 repository) with ``EFL_PRESET=classroom_fast`` and a time budget for the whole notebook; a
@@ -12,6 +12,7 @@ failure names the notebook, the failing cell and the error.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -19,6 +20,8 @@ from pathlib import Path
 import jupytext
 import nbformat
 import pytest
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
@@ -44,23 +47,26 @@ def _cell_sources(notebook) -> list[tuple[str, str]]:
 
 
 @pytest.fixture(scope="session")
-def venv_kernel(tmp_path_factory):
-    """A kernel spec running ipykernel on this interpreter, visible through JUPYTER_PATH."""
-    data_dir = tmp_path_factory.mktemp("jupyter-data")
-    spec_dir = data_dir / "kernels" / KERNEL_NAME
+def venv_kernel(tmp_path_factory) -> Path:
+    """A folder holding one kernel spec that runs ipykernel on this interpreter."""
+    kernels = tmp_path_factory.mktemp("jupyter-data") / "kernels"
+    spec_dir = kernels / KERNEL_NAME
     spec_dir.mkdir(parents=True)
     spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
             "display_name": f"efl tests ({sys.executable})", "language": "python"}
     (spec_dir / "kernel.json").write_text(json.dumps(spec))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("JUPYTER_PATH", str(data_dir))
-        patch.setenv("EFL_PRESET", "classroom_fast")
-        patch.setenv("PYTHONWARNINGS", "ignore::DeprecationWarning")
-        yield KERNEL_NAME
+    return kernels
 
 
-def run_notebook(path: Path, kernel_name: str, workdir: Path, budget: float = NOTEBOOK_BUDGET):
-    """Executes a notebook in ``workdir``; returns ``(executed notebook, seconds)``.
+def kernel_environment() -> dict[str, str]:
+    """The kernel's environment: ours, with the fast preset forced."""
+    return {**os.environ, "EFL_PRESET": "classroom_fast",
+            "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+
+
+def run_notebook(path: Path, kernels: Path, workdir: Path, budget: float = NOTEBOOK_BUDGET):
+    """Executes a notebook in ``workdir`` on the kernel spec found in ``kernels``; returns
+    ``(executed notebook, seconds)``.
 
     Raises:
         AssertionError: (via ``pytest.fail``) naming the notebook, cell and error on failure.
@@ -72,14 +78,17 @@ def run_notebook(path: Path, kernel_name: str, workdir: Path, budget: float = NO
     def on_cell_start(cell, cell_index):
         current["index"] = cell_index
 
+    # the kernel spec is looked up only in our folder: no other python3 kernel can be picked
+    manager = AsyncKernelManager(kernel_name=KERNEL_NAME,
+                                 kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels)]))
     client = NotebookClient(
-        notebook, kernel_name=kernel_name, startup_timeout=STARTUP_TIMEOUT,
+        notebook, km=manager, kernel_name=KERNEL_NAME, startup_timeout=STARTUP_TIMEOUT,
         timeout_func=lambda cell: max(1, int(deadline - time.monotonic())),
         interrupt_on_timeout=False, allow_errors=False, record_timing=False,
         resources={"metadata": {"path": str(workdir)}}, on_cell_start=on_cell_start)
     started = time.monotonic()
     try:
-        client.execute()
+        client.execute(env=kernel_environment())
     except CellTimeoutError:
         pytest.fail(f"{path.name}: cell #{current['index']} still running when the notebook's "
                     f"{budget:g} s budget ran out:\n{_source_head(notebook, current['index'])}",
