@@ -2,6 +2,7 @@
 
 Each JAX number is ``TrainResult.samples_per_second`` of a real :func:`train_local` run (the
 functional ``jax.jit`` step over ``nnx.split`` state, compilation excluded) on synthetic data.
+For the small CNN the same model is also trained with a per-step ``nnx.jit`` for comparison.
 When PyTorch is installed, the same small CNN (same layers, AdamW, cross-entropy, batch size,
 no augmentation) is trained in PyTorch eager mode; JAX and PyTorch runs alternate, and the
 ratio is the median of the JAX runs over the median of the PyTorch runs, all in this one run.
@@ -26,10 +27,12 @@ import time
 
 import jax
 import numpy as np
+import optax
+from flax import nnx
 
 from efl_toolkit.config import TrainConfig
 from efl_toolkit.data.medmnist import Split
-from efl_toolkit.models.zoo import architecture_names
+from efl_toolkit.models.zoo import architecture_names, build_model
 from efl_toolkit.training.local import train_local
 
 EMPTY = Split(np.zeros((0, 1, 1, 1), np.float32), np.zeros((0,), np.int32))
@@ -50,6 +53,33 @@ def jax_samples_per_second(arch: str, train: Split, n_classes: int, batch_size: 
     result = train_local(arch, train, empty, jax.random.key(seed), config, n_classes=n_classes,
                          progress=False)
     return result.samples_per_second
+
+
+def nnx_jit_samples_per_second(arch: str, train: Split, n_classes: int, batch_size: int,
+                               steps: int) -> float:
+    """The same model and optimiser with a per-step ``nnx.jit`` (for comparison only)."""
+    model = build_model(arch, tuple(train.images.shape[1:]), n_classes, nnx.Rngs(0))
+    optimizer = nnx.Optimizer(model, optax.adamw(2e-3, weight_decay=1e-4), wrt=nnx.Param)
+
+    @nnx.jit
+    def step(model, optimizer, images, labels, key):
+        def loss_fn(model):
+            logits = model(images, train=True, key=key)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+        loss, grads = nnx.value_and_grad(loss_fn)(model)
+        optimizer.update(model, grads)
+        return loss
+
+    key = jax.random.key(0)
+    step(model, optimizer, train.images[:batch_size], train.labels[:batch_size], key)
+    started = time.perf_counter()
+    for index in range(1, steps):
+        batch = slice(index * batch_size, (index + 1) * batch_size)
+        loss = step(model, optimizer, train.images[batch], train.labels[batch],
+                    jax.random.fold_in(key, index))
+    loss.block_until_ready()
+    return (steps - 1) * batch_size / (time.perf_counter() - started)
 
 
 def torch_cnn_trainer(image_shape: tuple[int, int, int], n_classes: int, batch_size: int):
@@ -123,12 +153,16 @@ def main(argv: list[str] | None = None) -> dict:
     load_before = os.getloadavg()[0]  # other processes on the machine skew every number
     jax_runs: dict[str, list[float]] = {arch: [] for arch in args.archs.split(",")}
     torch_runs: list[float] = []
+    nnx_jit_runs: list[float] = []
     for repeat in range(args.repeats):
         for arch in jax_runs:
             jax_runs[arch].append(jax_samples_per_second(arch, train, args.classes,
                                                          args.batch_size, repeat))
-            if arch == "cnn" and torch_run is not None:
-                torch_runs.append(torch_run(train, args.steps))
+            if arch == "cnn":
+                nnx_jit_runs.append(nnx_jit_samples_per_second(arch, train, args.classes,
+                                                               args.batch_size, args.steps))
+                if torch_run is not None:
+                    torch_runs.append(torch_run(train, args.steps))
 
     report = {
         "benchmark": "train_throughput",
@@ -146,6 +180,11 @@ def main(argv: list[str] | None = None) -> dict:
         "jax": {arch: round(statistics.median(runs), 1) for arch, runs in jax_runs.items()},
         "jax_runs": {arch: [round(r, 1) for r in runs] for arch, runs in jax_runs.items()},
     }
+    if nnx_jit_runs:
+        report["jax_per_step_nnx_jit"] = {"cnn": round(statistics.median(nnx_jit_runs), 1),
+                                          "cnn_runs": [round(r, 1) for r in nnx_jit_runs]}
+        report["ratio_functional_over_nnx_jit"] = {
+            "cnn": round(statistics.median(jax_runs["cnn"]) / statistics.median(nnx_jit_runs), 3)}
     if torch_run is None:
         report["torch"] = torch_note
     elif "cnn" not in jax_runs:
