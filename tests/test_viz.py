@@ -90,8 +90,8 @@ def test_metric_comparison_skips_missing_values_and_draws_references():
             {"name": "mean", "accuracy": 0.8, "kind": "ensemble"}]
     fig = plot_metric_comparison(rows, group_key="kind", reference={"chance": 0.5})
     ax = fig.axes[0]
-    ticks = sorted(zip(ax.get_yticks(), (t.get_text() for t in ax.get_yticklabels())),
-                   reverse=True)
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    ticks = sorted(zip(ax.get_yticks(), labels, strict=True), reverse=True)
     assert [label for _, label in ticks] == ["hospital-a", "mean"]  # first row on top
     widths = sorted(p.get_width() for p in ax.patches if p.get_width() > 0)
     assert widths == [0.7, 0.8]
