@@ -135,3 +135,13 @@ def test_small_cnn_learns_real_breastmnist():
     # 0.81-0.83 and AUC 0.82-0.84 here
     assert test.auc >= 0.75
     assert test.accuracy >= 0.76
+
+
+def test_auc_monitor_on_a_single_class_validation_share_falls_back_to_the_loss():
+    train = blob_split(32, 0)
+    single = Split(train.images[train.labels == 1], train.labels[train.labels == 1])
+    result = train_local("logistic", train, single, jax.random.key(0),
+                         TrainConfig(epochs=2, batch_size=16), n_classes=2, progress=False,
+                         monitor="val_auc")
+    assert result.monitor == "val_loss" and result.best_epoch >= 1
+    assert result.best_val_metric == min(h["val_loss"] for h in result.history)

@@ -243,7 +243,8 @@ def train_local(model_or_arch: nnx.Module | str, train: Split, val: Split, key: 
             against the model's output otherwise.
         progress: Show a per-epoch progress bar (terminal or notebook, via ``tqdm.auto``).
         monitor: Early-stopping criterion: ``val_loss`` (default), ``val_accuracy`` or
-            ``val_auc``.
+            ``val_auc`` (``val_loss`` is used instead when the validation share holds a
+            single class).
         description: Progress bar label (default: the architecture name).
 
     Returns:
@@ -281,6 +282,8 @@ def train_local(model_or_arch: nnx.Module | str, train: Split, val: Split, key: 
                              f"n_classes={n_classes}")
         n_classes = int(out.shape[-1])
     _check_inputs(train, val, n_classes, image_shape)
+    if monitor == "val_auc" and len(np.unique(val.labels)) < 2:
+        monitor = "val_loss"  # AUC is undefined on a single-class validation share
 
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     params, rest = _copy_tree(params), _copy_tree(rest)
@@ -293,7 +296,7 @@ def train_local(model_or_arch: nnx.Module | str, train: Split, val: Split, key: 
     total_steps = steps_per_epoch * config.epochs
     shuffler = numpy_rng(shuffle_key)
     larger_is_better = MONITORS[monitor]
-    best_state = (params, rest)
+    best_state = None
     best_value, best_epoch, stale, stopped_early = math.nan, 0, 0, False
     history: list[dict] = []
     step_seconds, timed_samples, global_step = 0.0, 0, 0
@@ -338,6 +341,8 @@ def train_local(model_or_arch: nnx.Module | str, train: Split, val: Split, key: 
             stopped_early = True
             break
     bar.close()
+    if best_epoch == 0:  # the metric was never defined (NaN): keep the final state
+        best_state, best_epoch = (params, rest), len(history)
     best_model = nnx.merge(graphdef, *best_state)
     return TrainResult(
         model=best_model,
