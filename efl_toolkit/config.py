@@ -100,7 +100,7 @@ PRESETS: dict[str, ExperimentConfig] = {
     "paper": ExperimentConfig(
         name="paper",
         n_institutions=5,
-        train=TrainConfig(epochs=60, batch_size=32, learning_rate=1e-3, patience=12),
+        train=TrainConfig(epochs=40, batch_size=32, learning_rate=1e-3, patience=15),
     ),
 }
 
