@@ -51,7 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the ``efl`` command; returns the process exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _dispatch(list(sys.argv[1:] if argv is None else argv))
+    except BrokenPipeError:  # e.g. `efl ledger log ... | head`: the reader left, not an error
+        sys.stderr.close()
+        return 0
+
+
+def _dispatch(argv: list[str]) -> int:
     if argv and argv[0] == "party":
         from efl_toolkit.secure.party import main as party_main
 

@@ -1,60 +1,341 @@
-"""``efl demo`` (interim): institutions train their own architectures and report test metrics.
+"""The end-to-end experiment behind ``efl demo`` and notebook 06.
 
-This interim version loads the dataset, partitions it into institutions, trains each
-institution's capacity-assigned architectures on its own share (the "each alone" baseline) and
-prints every model's and every local ensemble's test accuracy and AUC. The full pipeline
-(secure ensemble, ledger, report files) replaces it.
+One call runs the flow of DESIGN.md: load the data, partition it into institutions, train each
+institution's capacity-assigned models (level 1: its local ensemble), record the consortium and
+every model version on the ledger, combine the institutions' probabilities in a secure MPyC
+round of real party processes (level 2), record the round and its result, score everything
+against the baselines (centralized, each institution alone, the plaintext ensemble, FedAvg on a
+homogeneous small CNN) and write ``report.json``, ``report.md`` and plots
+(:mod:`efl_toolkit.report`).
 
 Example:
-    $ efl demo --preset classroom_fast
+    >>> from efl_toolkit.config import get_config
+    >>> from efl_toolkit.pipeline import run_experiment
+    >>> result = run_experiment(get_config("classroom_fast"), "efl_out")  # doctest: +SKIP
+    >>> result.report["ledger"]["verified"]  # doctest: +SKIP
+    True
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import shutil
+import sys
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
-from efl_toolkit.baselines import train_each_alone
-from efl_toolkit.config import get_config
-from efl_toolkit.data import institutions_from_config, load_dataset
+import jax
+import numpy as np
+
+from efl_toolkit.baselines import BaselineResult, train_centralized, train_each_alone
+from efl_toolkit.config import ExperimentConfig, get_config
+from efl_toolkit.data import Dataset, Institution, institutions_from_config, load_dataset
+from efl_toolkit.ensemble import weighted_mean, weights_from_scores
+from efl_toolkit.fedavg import FedAvgRun, fedavg_train
+from efl_toolkit.ledger import Consortium, Ledger, ModelRegistry, hash_array, keystore_path
 from efl_toolkit.rng import experiment_keys
+from efl_toolkit.secure import SecureEnsembleResult, secure_ensemble
+from efl_toolkit.training import EvaluationResult, evaluate, predict_proba
+from efl_toolkit.training.serialize import params_to_bytes
+
+LEDGER_FILE = "ledger.sqlite"
+ROUND_ID = "round-1"
+#: Level-2 weights: each institution's own validation AUC above this floor (chance level).
+WEIGHT_FLOOR = 0.5
+#: Seconds a secure round may take once its parties are connected.
+ROUND_TIMEOUT = 300.0
 
 
-def _config_from_args(args: argparse.Namespace):
+@dataclass(frozen=True)
+class ExperimentResult:
+    """Everything one run produced.
+
+    Attributes:
+        config: The configuration that ran.
+        dataset: The dataset (official splits; the test split is the shared query set).
+        institutions: The institutions with their private shares.
+        alone: Each institution's level-1 result (its models and local ensemble), by id.
+        weights: Level-2 weight of each institution (from its own validation share).
+        plaintext_probs: Plaintext weighted ensemble of the level-1 test probabilities.
+        plaintext: Its evaluation.
+        secure: The secure round (real MPyC party processes).
+        secure_eval: Evaluation of the secure ensemble's opened mean.
+        centralized: The pooled-data upper bound.
+        fedavg: FedAvg on a homogeneous small CNN.
+        versions: Ledger version of every model, ``{institution: {architecture: version}}``.
+        ledger_path: The ledger file.
+        seconds: Wall time per stage.
+        report: The ``report.json`` content (``None`` when nothing was written).
+    """
+
+    config: ExperimentConfig
+    dataset: Dataset
+    institutions: tuple[Institution, ...]
+    alone: dict[str, BaselineResult]
+    weights: dict[str, float]
+    plaintext_probs: np.ndarray
+    plaintext: EvaluationResult
+    secure: SecureEnsembleResult
+    secure_eval: EvaluationResult
+    centralized: BaselineResult
+    fedavg: FedAvgRun
+    versions: dict[str, dict[str, str]]
+    ledger_path: Path
+    seconds: dict[str, float]
+    report: dict | None = None
+
+
+def level2_weights(institutions: Sequence[Institution], alone: dict[str, BaselineResult],
+                   n_classes: int) -> dict[str, float]:
+    """Each institution's level-2 weight from its level-1 AUC on its OWN validation share.
+
+    Each institution computes its score on data it already holds; scores at or below chance
+    (AUC 0.5) get almost no say.
+
+    Example:
+        >>> level2_weights([], {}, 2)
+        {}
+    """
+    if not institutions:
+        return {}
+    scores = []
+    for inst in institutions:
+        probs = np.mean([predict_proba(t.model, inst.val.images)
+                         for t in alone[inst.id].trained], axis=0)
+        auc = evaluate(probs, inst.val.labels, n_classes, warn=False).auc
+        scores.append(WEIGHT_FLOOR if np.isnan(auc) else auc)
+    weights = weights_from_scores(scores, floor=WEIGHT_FLOOR)
+    return {inst.id: float(w) for inst, w in zip(institutions, weights, strict=True)}
+
+
+def prepare_out_dir(out_dir: str | Path) -> Path:
+    """Creates ``out_dir`` and clears a previous run's ledger, keystore and artifacts there.
+
+    Returns:
+        The ledger path inside ``out_dir``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ledger_path = out / LEDGER_FILE
+    for stale in (keystore_path(ledger_path), out / "artifacts"):
+        shutil.rmtree(stale, ignore_errors=True)
+    for suffix in ("", "-wal", "-shm", "-journal", ".creating"):
+        Path(f"{ledger_path}{suffix}").unlink(missing_ok=True)
+    return ledger_path
+
+
+def _model_metrics(trained, evaluation: EvaluationResult) -> dict:
+    metrics = {"best_epoch": int(trained.best_epoch), "epochs_run": len(trained.history),
+               "test_accuracy": round(float(evaluation.accuracy), 6)}
+    if np.isfinite(trained.best_val_metric):
+        metrics[f"best_{trained.monitor}"] = round(float(trained.best_val_metric), 6)
+    if np.isfinite(evaluation.auc):
+        metrics["test_auc"] = round(float(evaluation.auc), 6)
+    return metrics
+
+
+def record_models(ledger: Ledger, institutions: Sequence[Institution],
+                  alone: dict[str, BaselineResult], dataset: Dataset) -> dict[str, dict[str, str]]:
+    """Commits every trained model (its parameters as an artifact) in one block.
+
+    Returns:
+        ``{institution: {architecture: version hash}}``.
+    """
+    registry = ModelRegistry(ledger)
+    versions: dict[str, dict[str, str]] = {}
+    for inst in institutions:
+        result = alone[inst.id]
+        data_summary = {"dataset": dataset.name, "n_train": inst.n_train, "n_val": inst.n_val,
+                        "class_counts": inst.train.class_counts(dataset.n_classes).tolist(),
+                        "device": inst.device.name, "capacity": inst.capacity.tier}
+        versions[inst.id] = {
+            arch: registry.model_commit(inst.id, arch, params_to_bytes(trained.model), None,
+                                        arch, _model_metrics(trained, evaluation), data_summary,
+                                        commit=False)
+            for trained, (arch, evaluation) in zip(result.trained, result.per_model.items(),
+                                                   strict=True)
+        }
+    ledger.commit_block()
+    return versions
+
+
+def with_helper_parties(level1_probs: dict[str, np.ndarray], weights: dict[str, float],
+                        n_parties: int | None) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Adds compute-only parties so that ``n_parties`` processes run the round.
+
+    Every institution is one party. Extra parties (``helper-1``...) hold no data: they input a
+    uniform matrix with weight 0, so the weighted mean is unchanged, and they raise the number of
+    shares an adversary must collect (``t < M/2``). Fewer parties than institutions would make a
+    party hold two institutions' inputs in the clear, so that is refused.
+
+    Example:
+        >>> probs, w = with_helper_parties({"a": np.eye(2), "b": np.eye(2)}, {"a": .5, "b": .5}, 3)
+        >>> list(probs), w["helper-1"]
+        (['a', 'b', 'helper-1'], 0.0)
+    """
+    n_inst = len(level1_probs)
+    if n_parties is None or n_parties == n_inst:
+        return dict(level1_probs), dict(weights)
+    if n_parties < n_inst:
+        raise ValueError(f"--parties {n_parties}: each of the {n_inst} institutions must be its "
+                         f"own MPyC party, so at least {n_inst} parties are needed")
+    shape = next(iter(level1_probs.values())).shape
+    inputs, input_weights = dict(level1_probs), dict(weights)
+    for k in range(1, n_parties - n_inst + 1):
+        inputs[f"helper-{k}"] = np.full(shape, 1.0 / shape[1])
+        input_weights[f"helper-{k}"] = 0.0
+    return inputs, input_weights
+
+
+def run_secure_round(ledger: Ledger, versions: dict[str, dict[str, str]],
+                     level1_probs: dict[str, np.ndarray], weights: dict[str, float],
+                     n_parties: int | None, dataset: Dataset) -> SecureEnsembleResult:
+    """Records ROUND_START, runs the secure round, records ROUND_RESULT (or ROUND_FAILED).
+
+    Raises:
+        SecureRoundError: The round failed (recorded on the ledger first).
+    """
+    registry = ModelRegistry(ledger)
+    coordinator = next(iter(versions))
+    inputs, input_weights = with_helper_parties(level1_probs, weights, n_parties)
+    protocol = {"protocol": "mpyc-shamir-weighted-mean", "reveal": "mean",
+                "parties": len(inputs), "weights": input_weights,
+                "queries": len(dataset.test), "query_set": f"{dataset.name}:test"}
+    all_versions = [v for per_inst in versions.values() for v in per_inst.values()]
+    registry.start_round(coordinator, ROUND_ID, all_versions, protocol)
+    try:
+        result = secure_ensemble(inputs, input_weights, reveal="mean", timeout=ROUND_TIMEOUT)
+    except Exception as error:
+        registry.fail_round(coordinator, ROUND_ID, f"{type(error).__name__}: {error}"[:500])
+        raise
+    metrics = evaluate(result.mean, dataset.test.labels, dataset.n_classes, warn=False)
+    round_metrics = {"accuracy": round(float(metrics.accuracy), 6), "seconds":
+                     round(result.seconds, 3), "parties": result.n_parties}
+    if np.isfinite(metrics.auc):
+        round_metrics["auc"] = round(float(metrics.auc), 6)
+    registry.finish_round(coordinator, ROUND_ID, hash_array(result.mean), round_metrics)
+    return result
+
+
+def run_experiment(config: ExperimentConfig, out_dir: str | Path = "efl_out", *,
+                   progress: bool = True, log: Callable[[str], None] = print,
+                   write: bool = True) -> ExperimentResult:
+    """Runs the whole experiment and (by default) writes the report files into ``out_dir``.
+
+    Args:
+        config: The experiment configuration (e.g. ``get_config("classroom_fast")``).
+        out_dir: Output folder: ``report.json``, ``report.md``, plots, ``ledger.sqlite``.
+        progress: Show progress bars while training.
+        log: Where stage messages go (``print`` by default).
+        write: Write ``report.json``, ``report.md`` and plots (the ledger is always written).
+
+    Returns:
+        An :class:`ExperimentResult`.
+
+    Raises:
+        DatasetError: The dataset cannot be loaded (the message names the file).
+        SecureRoundError: A party failed (named); the failure is recorded on the ledger.
+    """
+    started = time.perf_counter()
+    stage: dict[str, float] = {}
+
+    def timed(name: str, since: float) -> float:
+        now = time.perf_counter()
+        stage[name] = round(now - since, 3)
+        return now
+
+    keys = experiment_keys(config.seed)
+    dataset = load_dataset(config.dataset)
+    log(f"[1/6] {dataset.name}: {len(dataset.train)} train / {len(dataset.val)} val / "
+        f"{len(dataset.test)} test, {dataset.n_classes} classes, images {dataset.image_shape}")
+    institutions = tuple(institutions_from_config(dataset, config))
+    ledger_path = prepare_out_dir(out_dir)
+    t = timed("data", started)
+
+    log(f"[2/6] level 1: {len(institutions)} institutions train their own models")
+    alone = train_each_alone(institutions, dataset, config.train, keys.params,
+                             progress=progress)
+    for inst in institutions:
+        res = alone[inst.id]
+        log(f"      {inst.id:<12} {inst.capacity.tier:<7} {'+'.join(res.architectures):<14} "
+            f"n_train={inst.n_train:<5} test acc={res.test.accuracy:.3f} auc={res.test.auc:.3f}")
+    t = timed("local_training", t)
+
+    log("[3/6] ledger: consortium genesis and model commits")
+    consortium = Consortium.generate([inst.id for inst in institutions])
+    ledger = Ledger.create(ledger_path, consortium, save_keys=True)
+    try:
+        versions = record_models(ledger, institutions, alone, dataset)
+        t = timed("ledger_models", t)
+
+        weights = level2_weights(institutions, alone, dataset.n_classes)
+        level1 = {inst.id: alone[inst.id].test_probs for inst in institutions}
+        plaintext_probs = weighted_mean(list(level1.values()), list(weights.values()))
+        log(f"[4/6] level 2: secure weighted mean over {len(institutions)} MPyC party "
+            f"processes (weights {', '.join(f'{w:.2f}' for w in weights.values())})")
+        secure = run_secure_round(ledger, versions, level1, weights, config.n_parties, dataset)
+        t = timed("secure_round", t)
+    finally:
+        ledger.close()
+
+    log("[5/6] baselines: centralized small CNN and FedAvg (homogeneous small CNN)")
+    centralized = train_centralized(dataset, "cnn", config.train,
+                                    jax.random.fold_in(keys.params, 10_000), progress=progress)
+    fedavg = fedavg_train(institutions, dataset.test, jax.random.fold_in(keys.params, 20_000),
+                          config.train, arch="cnn", progress=progress)
+    t = timed("baselines", t)
+
+    n_classes = dataset.n_classes
+    result = ExperimentResult(
+        config=config, dataset=dataset, institutions=institutions, alone=alone,
+        weights=weights, plaintext_probs=plaintext_probs,
+        plaintext=evaluate(plaintext_probs, dataset.test.labels, n_classes, warn=False),
+        secure=secure,
+        secure_eval=evaluate(secure.mean, dataset.test.labels, n_classes, warn=False),
+        centralized=centralized, fedavg=fedavg, versions=versions, ledger_path=ledger_path,
+        seconds=stage)
+    if write:
+        from efl_toolkit.report import write_outputs
+
+        log(f"[6/6] report: {Path(out_dir) / 'report.json'}")
+        report = write_outputs(result, out_dir, total_seconds=time.perf_counter() - started)
+        result = dataclasses.replace(result, report=report)
+    return result
+
+
+def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
+    """The preset named by ``--preset`` with the command line's overrides applied."""
     overrides = {name: value for name, value in (
         ("dataset", getattr(args, "dataset", None)),
         ("n_institutions", getattr(args, "institutions", None)),
+        ("n_parties", getattr(args, "parties", None)),
         ("seed", getattr(args, "seed", None)),
     ) if value is not None}
     return get_config(getattr(args, "preset", None), **overrides)
 
 
 def main(args: argparse.Namespace) -> int:
-    """Runs the interim demo; returns the exit code (0 on success).
+    """``efl demo``: runs the experiment and prints the headline numbers; returns the exit code.
 
     Example:
         >>> import argparse
-        >>> main(argparse.Namespace(preset="classroom_fast", institutions=3))  # doctest: +SKIP
+import dataclasses
+        >>> main(argparse.Namespace(preset="classroom_fast", out="efl_out"))  # doctest: +SKIP
         0
     """
-    started = time.perf_counter()
-    config = _config_from_args(args)
-    dataset = load_dataset(config.dataset)
-    print(f"dataset {dataset.name}: {len(dataset.train)} train, {len(dataset.val)} val, "
-          f"{len(dataset.test)} test, {dataset.n_classes} classes, images {dataset.image_shape}")
-    institutions = institutions_from_config(dataset, config)
-    results = train_each_alone(institutions, dataset, config.train,
-                               experiment_keys(config.seed).params, progress=True)
-    print(f"\n{'institution':<14}{'tier':<8}{'n_train':>8}  {'model':<18}{'acc':>7}{'auc':>7}")
-    for inst in institutions:
-        result = results[inst.id]
-        rows = list(result.per_model.items())
-        if len(rows) > 1:
-            rows.append(("local ensemble", result.test))
-        for position, (name, evaluation) in enumerate(rows):
-            lead = (f"{inst.id:<14}{inst.capacity.tier:<8}{inst.n_train:>8}" if position == 0
-                    else " " * 30)
-            print(f"{lead}  {name:<18}{evaluation.accuracy:>7.3f}{evaluation.auc:>7.3f}")
-    print(f"\n{len(institutions)} institutions trained in {time.perf_counter() - started:.1f} s "
-          f"(preset {config.name}; accuracy and AUC on the official test split)")
+    from efl_toolkit.data import DatasetError
+    from efl_toolkit.secure import SecureRoundError
+
+    try:
+        config = config_from_args(args)
+        result = run_experiment(config, args.out)
+    except (DatasetError, SecureRoundError, ValueError) as error:
+        print(f"efl demo: error: {error}", file=sys.stderr)
+        return 2
+    from efl_toolkit.report import headline
+
+    print(headline(result.report, args.out))
     return 0

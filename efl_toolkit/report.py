@@ -1,0 +1,341 @@
+"""The experiment report: ``report.json`` (the contract of DESIGN.md), ``report.md`` and plots.
+
+Example:
+    >>> from efl_toolkit.report import REQUIRED_KEYS
+    >>> sorted(REQUIRED_KEYS)
+    ['baselines', 'dataset', 'ensembles', 'institutions', 'ledger', 'timings']
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from matplotlib.figure import Figure
+from sklearn.metrics import roc_curve
+from sklearn.preprocessing import label_binarize
+
+from efl_toolkit.ensemble import argmax_labels, combine
+from efl_toolkit.ledger import open_ledger
+from efl_toolkit.training import EvaluationResult, evaluate
+
+if TYPE_CHECKING:
+    from efl_toolkit.pipeline import ExperimentResult
+
+REQUIRED_KEYS = ("dataset", "institutions", "ensembles", "baselines", "ledger", "timings")
+PLOTS = ("class_distribution.png", "metrics.png", "roc_curves.png", "confusion_matrix.png",
+         "model_versions.png")
+
+
+def _num(value) -> float | None:
+    """JSON-safe float (NaN becomes ``None``)."""
+    value = float(value)
+    return None if math.isnan(value) else round(value, 6)
+
+
+def _scores(evaluation: EvaluationResult) -> dict:
+    return {"accuracy": _num(evaluation.accuracy), "auc": _num(evaluation.auc),
+            "balanced_accuracy": _num(evaluation.balanced_accuracy)}
+
+
+def best_single_institution(result: ExperimentResult) -> tuple[str, EvaluationResult]:
+    """The institution whose level-1 ensemble scores best on the test split (accuracy, then AUC).
+
+    This is an oracle choice (it peeks at the test split), so it is a demanding bar.
+    """
+    def key(inst_id: str) -> tuple[float, float]:
+        test = result.alone[inst_id].test
+        return (test.accuracy, -1.0 if math.isnan(test.auc) else test.auc)
+
+    best = max(result.alone, key=key)
+    return best, result.alone[best].test
+
+
+def build_report(result: ExperimentResult, out_dir: str | Path, total_seconds: float) -> dict:
+    """The ``report.json`` content (keys of DESIGN.md, plus details)."""
+    ds, secure = result.dataset, result.secure
+    labels = ds.test.labels
+    unweighted = combine([r.test_probs for r in result.alone.values()], "mean").probabilities
+    vote = combine([r.test_probs for r in result.alone.values()], "vote").probabilities
+    best_id, best = best_single_institution(result)
+    view = open_ledger(result.ledger_path)
+    try:
+        ledger = {"path": os.path.relpath(result.ledger_path, out_dir),
+                  "height": view.height, "verified": bool(view.report.ok),
+                  "head": view.head_hash, "n_transactions": view.report.n_txs,
+                  "first_failure": None if view.report.ok else view.report.summary(),
+                  "round": _round_summary(view)}
+    finally:
+        view.close()
+    institutions = []
+    for inst in result.institutions:
+        alone = result.alone[inst.id]
+        institutions.append({
+            "id": inst.id, "architectures": list(alone.architectures), "n_train": inst.n_train,
+            "n_val": inst.n_val, "capacity": inst.capacity.tier, "device": inst.device.name,
+            "class_counts": inst.train.class_counts(ds.n_classes).tolist(),
+            "test_accuracy": _num(alone.test.accuracy), "test_auc": _num(alone.test.auc),
+            "test_balanced_accuracy": _num(alone.test.balanced_accuracy),
+            "level2_weight": _num(result.weights[inst.id]),
+            "versions": result.versions[inst.id],
+            "models": {arch: {"accuracy": _num(ev.accuracy), "auc": _num(ev.auc)}
+                       for arch, ev in alone.per_model.items()},
+        })
+    return {
+        "dataset": ds.summary(),
+        "config": {"preset": result.config.name, "seed": result.config.seed,
+                   "n_institutions": result.config.n_institutions,
+                   "partition": result.config.partition,
+                   "dirichlet_alpha": result.config.dirichlet_alpha,
+                   "device_skew": result.config.device_skew,
+                   "epochs": result.config.train.epochs},
+        "institutions": institutions,
+        "ensembles": {
+            "plaintext_mean": {**_scores(result.plaintext),
+                               "rule": "weighted mean of level-1 probabilities",
+                               "weights": {k: _num(v) for k, v in result.weights.items()}},
+            "secure_mean": {
+                **_scores(result.secure_eval), "parties": secure.n_parties,
+                "threshold": secure.threshold, "reveal": secure.reveal,
+                "frac_bits": secure.fixed_point.frac_bits,
+                "error_bound": _num(secure.fixed_point.error_bound),
+                "max_abs_diff_vs_plaintext":
+                    float(np.max(np.abs(secure.mean - result.plaintext_probs))),
+                "label_agreement": float(np.mean(secure.labels
+                                                 == argmax_labels(result.plaintext_probs))),
+                "seconds": round(secure.seconds, 3),
+                "bytes_sent_per_party": [p.bytes_sent for p in secure.parties]},
+            "plaintext_unweighted_mean": _scores(evaluate(unweighted, labels, ds.n_classes,
+                                                          warn=False)),
+            "plaintext_majority_vote": _scores(evaluate(vote, labels, ds.n_classes, warn=False)),
+        },
+        "baselines": {
+            "centralized": {**_scores(result.centralized.test), "architecture": "cnn",
+                            "n_train": result.centralized.n_train},
+            "best_single_institution": {**_scores(best), "institution": best_id},
+            "fedavg_cnn": {**_scores(result.fedavg.final), "architecture": "cnn",
+                           "rounds": len(result.fedavg.history)},
+        },
+        "ledger": ledger,
+        "timings": {"total_seconds": round(total_seconds, 3),
+                    **{f"{k}_seconds": v for k, v in result.seconds.items()}},
+        "plots": list(PLOTS),
+    }
+
+
+def _round_summary(view) -> dict | None:
+    rounds = view.rounds()
+    if not rounds:
+        return None
+    last = rounds[-1]
+    return {"round_id": last.round_id, "status": last.status, "result_hash": last.result_hash,
+            "versions": list(last.versions)}
+
+
+def metric_rows(result: ExperimentResult) -> list[dict]:
+    """One row per model, institution, ensemble and baseline (for the bar chart and report.md)."""
+    rows = []
+    for inst_id, alone in result.alone.items():
+        rows.append({"name": f"{inst_id} ({'+'.join(alone.architectures)})", "kind": "alone",
+                     **_scores(alone.test)})
+    rows += [
+        {"name": "plaintext weighted mean", "kind": "ensemble", **_scores(result.plaintext)},
+        {"name": f"secure weighted mean ({result.secure.n_parties} parties)",
+         "kind": "ensemble", **_scores(result.secure_eval)},
+        {"name": "FedAvg (homogeneous cnn)", "kind": "baseline",
+         **_scores(result.fedavg.final)},
+        {"name": "centralized cnn (pooled data)", "kind": "baseline",
+         **_scores(result.centralized.test)},
+    ]
+    return rows
+
+
+def plot_roc_curves(result: ExperimentResult) -> Figure:
+    """ROC curves of every institution, the secure ensemble and the centralized bound.
+
+    Two classes: the positive class's curve; more: the micro-averaged one-vs-rest curve.
+    """
+    labels, n_classes = result.dataset.test.labels, result.dataset.n_classes
+    curves = {f"{i} alone": r.test_probs for i, r in result.alone.items()}
+    curves["secure ensemble"] = result.secure.mean
+    curves["centralized"] = result.centralized.test_probs
+    fig = Figure(figsize=(5.6, 4.6), layout="constrained")
+    ax = fig.add_subplot()
+    for name, probs in curves.items():
+        if n_classes == 2:
+            fpr, tpr, _ = roc_curve(labels, probs[:, 1])
+        else:
+            onehot = label_binarize(labels, classes=np.arange(n_classes))
+            fpr, tpr, _ = roc_curve(onehot.ravel(), probs.ravel())
+        style = {"lw": 2.4} if name == "secure ensemble" else {"lw": 1.2, "alpha": 0.8}
+        ax.plot(fpr, tpr, label=name, **style)
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8)
+    kind = "positive class" if n_classes == 2 else "micro-average one-vs-rest"
+    ax.set(xlabel="false positive rate", ylabel="true positive rate",
+           title=f"ROC on the test split ({kind})")
+    ax.legend(fontsize="small", loc="lower right")
+    return fig
+
+
+def plot_confusion(evaluation: EvaluationResult, class_names, title: str) -> Figure:
+    """Confusion matrix (rows: true class, columns: predicted class) with counts."""
+    matrix = evaluation.confusion_matrix
+    size = max(3.6, 0.55 * len(class_names) + 2.2)
+    fig = Figure(figsize=(size, size), layout="constrained")
+    ax = fig.add_subplot()
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), count in np.ndenumerate(matrix):
+        ax.text(j, i, str(count), ha="center", va="center",
+                color="white" if count > matrix.max() / 2 else "black")
+    ticks = np.arange(len(class_names))
+    short = [name if len(name) <= 14 else name[:13] + "." for name in class_names]
+    ax.set_xticks(ticks, short, rotation=45 if len(class_names) > 2 else 0, ha="right"
+                  if len(class_names) > 2 else "center")
+    ax.set_yticks(ticks, short)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    return fig
+
+
+def plot_model_versions(ledger_path: str | Path) -> Figure:
+    """The ledger's model-version graph: one lane per institution, rounds gathering versions."""
+    view = open_ledger(ledger_path)
+    try:
+        versions, rounds = view.model_versions(), view.rounds()
+    finally:
+        view.close()
+    lanes = list(dict.fromkeys(v.institution for v in versions))
+    fig = Figure(figsize=(7.5, 1.2 + 0.7 * (len(lanes) + 1)), layout="constrained")
+    ax = fig.add_subplot()
+    where = {}
+    for column, v in enumerate(versions):
+        where[v.version] = (column, lanes.index(v.institution))
+    for v in versions:
+        if v.parent in where:
+            (x0, y0), (x1, y1) = where[v.parent], where[v.version]
+            ax.annotate("", (x1, y1), (x0, y0), arrowprops={"arrowstyle": "->"})
+        x, y = where[v.version]
+        ax.scatter([x], [y], s=260, color="#4c78a8", zorder=3)
+        ax.text(x, y + 0.2, f"{v.architecture}\n{v.version[:8]}", ha="center", va="top",
+                fontsize=7)
+    round_y = len(lanes)
+    for k, rnd in enumerate(rounds):
+        x = len(versions) + k
+        for version in rnd.versions:
+            if version in where:
+                ax.annotate("", (x, round_y), where[version],
+                            arrowprops={"arrowstyle": "->", "color": "#f58518", "alpha": 0.6})
+        ax.scatter([x], [round_y], s=320, marker="s", color="#f58518", zorder=3)
+        ax.text(x, round_y + 0.2, f"{rnd.round_id}\n{rnd.status}", ha="center", va="top",
+                fontsize=7)
+    ax.set_yticks(range(len(lanes) + 1), [*lanes, "rounds"])
+    ax.set_xticks([])
+    ax.set_ylim(-0.9, len(lanes) + 0.9)
+    ax.set_xlim(-0.7, len(versions) + len(rounds) - 0.3)
+    ax.invert_yaxis()
+    ax.set_title("Model versions on the ledger and the rounds that used them")
+    return fig
+
+
+def save_plots(result: ExperimentResult, out_dir: str | Path) -> list[Path]:
+    """Writes every plot of :data:`PLOTS` as PNG into ``out_dir``; returns the paths."""
+    from efl_toolkit.data.plots import plot_class_distribution
+    from efl_toolkit.viz import plot_metric_comparison
+
+    out = Path(out_dir)
+    figures = {
+        "class_distribution.png": plot_class_distribution(result.institutions,
+                                                          result.dataset.class_names),
+        "metrics.png": plot_metric_comparison(metric_rows(result), metric=["accuracy", "auc"]),
+        "roc_curves.png": plot_roc_curves(result),
+        "confusion_matrix.png": plot_confusion(result.secure_eval, result.dataset.class_names,
+                                               "Secure ensemble, test split"),
+        "model_versions.png": plot_model_versions(result.ledger_path),
+    }
+    paths = []
+    for name, fig in figures.items():
+        fig.savefig(out / name, dpi=110)
+        paths.append(out / name)
+    return paths
+
+
+def _cell(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def report_markdown(report: dict) -> str:
+    """A readable ``report.md`` rendering of ``report.json``."""
+    ds, ens, base, led = (report["dataset"], report["ensembles"], report["baselines"],
+                          report["ledger"])
+    secure = ens["secure_mean"]
+    lines = [
+        f"# efl_toolkit experiment: {ds['name']}", "",
+        f"{ds['n_train']} training images ({ds['channels']} channel(s), {ds['n_classes']} "
+        f"classes) split among {len(report['institutions'])} institutions; every score is on "
+        f"the official test split ({ds['n_test']} images). Preset `{report['config']['preset']}`,"
+        f" seed {report['config']['seed']}.", "",
+        "## Institutions (level 1: each trains what its capacity allows)", "",
+        "| institution | capacity | device | models | n_train | weight | accuracy | AUC |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for inst in report["institutions"]:
+        lines.append(f"| {inst['id']} | {inst['capacity']} | {inst['device']} | "
+                     f"{' + '.join(inst['architectures'])} | {inst['n_train']} | "
+                     f"{_cell(inst['level2_weight'])} | {_cell(inst['test_accuracy'])} | "
+                     f"{_cell(inst['test_auc'])} |")
+    lines += ["", "## Ensembles and baselines", "", "| method | accuracy | AUC |", "|---|---|---|"]
+    named = [("secure weighted mean (MPyC)", secure), ("plaintext weighted mean",
+                                                       ens["plaintext_mean"]),
+             ("plaintext unweighted mean", ens["plaintext_unweighted_mean"]),
+             ("plaintext majority vote", ens["plaintext_majority_vote"]),
+             (f"best single institution ({base['best_single_institution']['institution']})",
+              base["best_single_institution"]),
+             ("FedAvg, homogeneous cnn", base["fedavg_cnn"]),
+             ("centralized cnn (pooled data, upper bound)", base["centralized"])]
+    lines += [f"| {name} | {_cell(row['accuracy'])} | {_cell(row['auc'])} |"
+              for name, row in named]
+    lines += [
+        "", "## Secure round", "",
+        f"{secure['parties']} MPyC party processes on 127.0.0.1 (Shamir secret sharing, up to "
+        f"{secure['threshold']} colluding parties learn nothing but the opened mean), "
+        f"{secure['frac_bits']} fractional bits: max |secure - plaintext| = "
+        f"{secure['max_abs_diff_vs_plaintext']:.2e} (bound {secure['error_bound']:.2e}), label "
+        f"agreement {secure['label_agreement']:.3f}, {secure['seconds']:.2f} s.", "",
+        "## Ledger", "",
+        f"`{led['path']}`: height {led['height']}, {led['n_transactions']} signed transactions, "
+        f"verified: **{led['verified']}**, head `{led['head'][:16]}...`. Check it with "
+        f"`efl ledger verify {led['path']}`.", "",
+        "## Plots", "", *[f"![{p}]({p})" for p in report["plots"]], "",
+        f"Total time {report['timings']['total_seconds']:.1f} s.", "",
+    ]
+    return "\n".join(lines)
+
+
+def write_outputs(result: ExperimentResult, out_dir: str | Path, total_seconds: float) -> dict:
+    """Writes ``report.json``, ``report.md`` and the plots; returns the report."""
+    out = Path(out_dir)
+    save_plots(result, out)
+    report = build_report(result, out, total_seconds)
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "report.md").write_text(report_markdown(report))
+    return report
+
+
+def headline(report: dict, out_dir: str | Path) -> str:
+    """The few lines ``efl demo`` prints at the end."""
+    ens, base = report["ensembles"], report["baselines"]
+    best = base["best_single_institution"]
+    return "\n".join([
+        "",
+        f"secure ensemble ({ens['secure_mean']['parties']} parties): accuracy "
+        f"{_cell(ens['secure_mean']['accuracy'])}, AUC {_cell(ens['secure_mean']['auc'])}",
+        f"best single institution ({best['institution']}): accuracy {_cell(best['accuracy'])},"
+        f" AUC {_cell(best['auc'])}",
+        f"centralized upper bound: accuracy {_cell(base['centralized']['accuracy'])}; FedAvg cnn:"
+        f" {_cell(base['fedavg_cnn']['accuracy'])}",
+        f"ledger height {report['ledger']['height']}, verified {report['ledger']['verified']}",
+        f"report: {Path(out_dir) / 'report.json'} and report.md, plots in {out_dir}",
+    ])

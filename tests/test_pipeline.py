@@ -1,0 +1,141 @@
+"""The end-to-end pipeline: report.json contract, ledger, secure round, `efl demo` itself."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from efl_toolkit.config import get_config
+from efl_toolkit.ledger import open_ledger
+from efl_toolkit.pipeline import prepare_out_dir, run_experiment, with_helper_parties
+from efl_toolkit.report import REQUIRED_KEYS
+
+EFL = [sys.executable, "-m", "efl_toolkit.cli"]
+
+
+def _fast(dataset, **overrides):
+    return get_config("classroom_fast", dataset=str(dataset),
+                      train={"epochs": 2, "patience": 2}, **overrides)
+
+
+@pytest.fixture(scope="module")
+def colour_run(tmp_path_factory):
+    """One run on a colour, 5-class MedMNIST-format file the toolkit has never seen."""
+    from conftest import write_medmnist_npz
+
+    folder = tmp_path_factory.mktemp("colour")
+    npz = write_medmnist_npz(folder / "colourmnist.npz", n_channels=3, n_classes=5,
+                             sizes=(150, 40, 50))
+    result = run_experiment(_fast(npz, n_parties=4), folder / "out", progress=False,
+                            log=lambda *_: None)
+    return result, folder / "out"
+
+
+def test_report_json_has_the_design_contract(colour_run):
+    result, out = colour_run
+    report = json.loads((out / "report.json").read_text())
+    assert set(REQUIRED_KEYS) <= set(report)
+    ds = report["dataset"]
+    assert (ds["name"], ds["n_classes"], ds["channels"], ds["n_train"], ds["n_test"]) == (
+        "colourmnist", 5, 3, 150, 50)
+    for inst in report["institutions"]:
+        assert {"id", "architectures", "n_train", "test_accuracy", "test_auc"} <= set(inst)
+        assert inst["architectures"] and inst["n_train"] > 0
+    assert sum(i["n_train"] + i["n_val"] for i in report["institutions"]) == 150
+    secure = report["ensembles"]["secure_mean"]
+    for key in ("accuracy", "auc", "parties", "max_abs_diff_vs_plaintext", "label_agreement",
+                "seconds"):
+        assert key in secure
+    assert {"accuracy", "auc"} <= set(report["ensembles"]["plaintext_mean"])
+    assert {"accuracy", "auc"} <= set(report["baselines"]["centralized"])
+    assert {"accuracy", "auc"} <= set(report["baselines"]["best_single_institution"])
+    assert report["timings"]["total_seconds"] > 0
+    for plot in report["plots"]:
+        assert (out / plot).stat().st_size > 1000, plot
+    assert (out / "report.md").read_text().startswith("# efl_toolkit experiment: colourmnist")
+
+
+def test_secure_round_matches_plaintext_with_helper_party(colour_run):
+    result, out = colour_run
+    report = json.loads((out / "report.json").read_text())
+    secure = report["ensembles"]["secure_mean"]
+    assert secure["parties"] == 4  # 3 institutions + 1 compute-only helper
+    assert secure["max_abs_diff_vs_plaintext"] <= secure["error_bound"]
+    assert secure["label_agreement"] == 1.0
+    assert report["ensembles"]["plaintext_mean"]["accuracy"] == secure["accuracy"]
+    np.testing.assert_allclose(result.secure.mean, result.plaintext_probs,
+                               atol=result.secure.fixed_point.error_bound)
+
+
+def test_ledger_records_models_and_round(colour_run):
+    result, out = colour_run
+    report = json.loads((out / "report.json").read_text())
+    view = open_ledger(out / report["ledger"]["path"])
+    try:
+        assert view.report.ok and report["ledger"]["verified"] is True
+        assert view.head_hash == report["ledger"]["head"]
+        committed = {v.version for v in view.model_versions()}
+        expected = {v for per in result.versions.values() for v in per.values()}
+        assert committed == expected
+        (rnd,) = view.rounds()
+        assert rnd.status == "done" and set(rnd.versions) == expected
+        types = [tx.type for h in range(view.height + 1) for tx in view.block(h).transactions]
+        assert types.count("REGISTER_INSTITUTION") == 3
+        assert "ROUND_START" in types and "ROUND_RESULT" in types
+    finally:
+        view.close()
+    verified = subprocess.run([*EFL, "ledger", "verify", str(out / "ledger.sqlite")],
+                              capture_output=True, text=True, timeout=120)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_helper_parties_are_weightless_and_fewer_parties_refused():
+    probs = {"a": np.array([[0.9, 0.1]]), "b": np.array([[0.2, 0.8]])}
+    inputs, weights = with_helper_parties(probs, {"a": 0.7, "b": 0.3}, 4)
+    assert list(inputs) == ["a", "b", "helper-1", "helper-2"]
+    assert weights["helper-1"] == weights["helper-2"] == 0.0
+    with pytest.raises(ValueError, match="at least 2 parties"):
+        with_helper_parties(probs, {"a": 0.7, "b": 0.3}, 1)
+
+
+def test_prepare_out_dir_clears_previous_ledger(tmp_path):
+    ledger = prepare_out_dir(tmp_path)
+    ledger.write_bytes(b"old run")
+    (tmp_path / "artifacts").mkdir()
+    (tmp_path / "notes.txt").write_text("keep me")
+    assert prepare_out_dir(tmp_path) == ledger and not ledger.exists()
+    assert not (tmp_path / "artifacts").exists() and (tmp_path / "notes.txt").exists()
+
+
+def test_efl_demo_errors_name_the_problem(tmp_path):
+    missing = subprocess.run([*EFL, "demo", "--dataset", str(tmp_path / "nope.npz"), "--out",
+                              str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "nope.npz" in missing.stderr
+    unknown = subprocess.run([*EFL, "demo", "--dataset", "octmnistx", "--out",
+                              str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert unknown.returncode == 2 and "octmnistx" in unknown.stderr
+
+
+@pytest.mark.slow
+def test_efl_demo_on_embedded_breastmnist(tmp_path):
+    """The README's main job: the secure ensemble beats every institution alone (default seed)."""
+    out = tmp_path / "demo"
+    run = subprocess.run([*EFL, "demo", "--out", str(out)], capture_output=True, text=True,
+                         timeout=900)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    secure = report["ensembles"]["secure_mean"]
+    best = report["baselines"]["best_single_institution"]
+    assert report["dataset"]["name"] == "breastmnist" and secure["parties"] == 3
+    assert secure["label_agreement"] == 1.0
+    assert secure["accuracy"] >= best["accuracy"], (secure, best)
+    assert report["ledger"]["verified"] is True
+    verify = subprocess.run([*EFL, "ledger", "verify", str(out / "ledger.sqlite")],
+                            capture_output=True, text=True, timeout=120)
+    assert verify.returncode == 0 and "OK" in verify.stdout
+    assert Path(out / "report.md").exists()
