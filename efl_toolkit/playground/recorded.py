@@ -1,0 +1,125 @@
+"""A federation on a real ledger: signed claims, a real secure round, and reading them back.
+
+Example:
+    >>> rec = record_federation(fed, "scratch")  # doctest: +SKIP
+    >>> [r["committed_by"] for r in ledger_claims(rec.ledger_path)]  # doctest: +SKIP
+    ['hospital-a', 'hospital-b', 'hospital-c']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from efl_toolkit.data import Institution
+from efl_toolkit.ledger import Consortium, Ledger, LedgerError, ModelRegistry, open_ledger
+from efl_toolkit.pipeline import ROUND_ID, prepare_out_dir, run_secure_round
+from efl_toolkit.playground.federation import Federation
+from efl_toolkit.secure import SecureEnsembleResult
+from efl_toolkit.training import evaluate, predict_proba
+from efl_toolkit.training.serialize import params_to_bytes
+
+
+@dataclass(frozen=True)
+class RecordedRound:
+    """A federation committed to a fresh ledger and combined in a real secure round.
+
+    Attributes:
+        ledger_path: The ledger file.
+        versions: ``{institution: {architecture: version}}``.
+        weights: The public level-2 weights the round used.
+        secure: The secure round's result.
+    """
+
+    ledger_path: Path
+    versions: dict[str, dict[str, str]]
+    weights: dict[str, float]
+    secure: SecureEnsembleResult
+
+
+def _model_claims(model, institution: Institution, n_classes: int, lie: float | None) -> dict:
+    """What a model's MODEL_COMMIT reports: measured on the own validation share, or a lie."""
+    ev = evaluate(predict_proba(model, institution.val.images), institution.val.labels,
+                  n_classes, warn=False)
+    auc = ev.auc if lie is None else lie
+    claims = {"own_val_accuracy": round(float(ev.accuracy), 6)}
+    if np.isfinite(auc):
+        claims["own_val_auc"] = round(float(auc), 6)
+    return claims
+
+
+def record_federation(fed: Federation, out_dir: str | Path,
+                      weights: Mapping[str, float] | None = None) -> RecordedRound:
+    """Commits every model with its self-reported claims, then runs and records a secure round.
+
+    Each MODEL_COMMIT is signed by its institution and carries the metrics it measured on its
+    own validation share and a summary of its own data; ROUND_START records the public
+    weights; ROUND_RESULT the hash of the opened mean (see :func:`efl_toolkit.pipeline.
+    run_secure_round`). Keys come from the config's seed (a classroom simulation).
+
+    Args:
+        fed: The federation (poisoned or not).
+        out_dir: Folder for ``ledger.sqlite`` and its artifacts (a previous run's are removed).
+        weights: Public level-2 weights (default: :attr:`Federation.val_weights`).
+    """
+    ledger_path = prepare_out_dir(out_dir)
+    weights = dict(fed.val_weights if weights is None else weights)
+    n_classes = fed.dataset.n_classes
+    ledger = Ledger.create(ledger_path, Consortium.generate(list(fed.ids), seed=fed.config.seed))
+    try:
+        registry = ModelRegistry(ledger)
+        versions: dict[str, dict[str, str]] = {}
+        for inst in fed.institutions:
+            result = fed.results[inst.id]
+            summary = {"dataset": fed.dataset.name, "n_train": inst.n_train, "n_val": inst.n_val,
+                       "class_counts": inst.train.class_counts(n_classes).tolist(),
+                       "device": inst.device.name, "capacity": inst.capacity.tier}
+            versions[inst.id] = {
+                arch: registry.model_commit(inst.id, arch, params_to_bytes(trained.model), None,
+                                            arch, _model_claims(trained.model, inst, n_classes,
+                                                                fed.lies.get(inst.id)),
+                                            summary, commit=False)
+                for arch, trained in zip(result.architectures, result.trained, strict=True)}
+        ledger.commit_block()
+        secure = run_secure_round(ledger, versions, fed.test_probs, weights, None, fed.dataset)
+    finally:
+        ledger.close()
+    return RecordedRound(ledger_path, versions, weights, secure)
+
+
+def ledger_claims(ledger_path: str | Path, round_id: str = ROUND_ID) -> list[dict]:
+    """Per institution, what the verified ledger says it claimed and which weight it got.
+
+    Returns:
+        Rows ``institution``, ``committed_by`` (the signer of its commits), ``signatures_ok``,
+        ``models``, ``claimed_val_auc`` (best over its models), ``class_counts``, ``height``
+        (block of its commits) and ``round_weight`` (from ROUND_START).
+
+    Raises:
+        LedgerError: The file is not a ledger, does not verify, or has no round ``round_id``.
+    """
+    with open_ledger(ledger_path) as view:
+        if not view.report.ok:
+            raise LedgerError(f"{ledger_path}: does not verify: {view.report.summary()}")
+        rounds = {r.round_id: r for r in view.rounds()}
+        if round_id not in rounds:
+            raise LedgerError(f"{ledger_path}: no round {round_id!r}; rounds: {sorted(rounds)}")
+        weights = rounds[round_id].protocol.get("weights", {})
+        rows = []
+        for info in view.institutions():
+            commits = view.model_versions(info.institution)
+            txs = [view.transaction(v.where.tx_id) for v in commits]
+            aucs = [v.metrics["own_val_auc"] for v in commits if "own_val_auc" in v.metrics]
+            rows.append({
+                "institution": info.institution,
+                "committed_by": ", ".join(sorted({tx.sender for tx in txs})),
+                "signatures_ok": all(tx.signature_ok for tx in txs),
+                "models": "+".join(v.model_id for v in commits),
+                "claimed_val_auc": max(aucs) if aucs else None,
+                "class_counts": commits[0].data_summary.get("class_counts") if commits else None,
+                "height": commits[0].where.height if commits else None,
+                "round_weight": weights.get(info.institution)})
+    return rows
