@@ -22,6 +22,7 @@ import nbformat
 import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
@@ -98,6 +99,9 @@ def run_notebook(path: Path, kernels: Path, workdir: Path, budget: float = NOTEB
                     f"{error.evalue}\n--- cell source ---\n"
                     f"{_source_head(notebook, current['index'])}\n--- traceback ---\n{error}",
                     pytrace=False)
+    finally:  # nbclient shuts down only kernels it created itself; this one is ours
+        if manager.has_kernel:
+            run_sync(manager.shutdown_kernel)(now=True)
     return notebook, time.monotonic() - started
 
 
