@@ -326,6 +326,13 @@ def test_recorded_round_puts_signed_claims_and_the_result_on_a_ledger(liar, tmp_
         assert done.status == "done" and done.result_hash == hash_array(rec.secure.mean)
         commits = view.model_versions("hospital-c")
         assert {v.metrics["own_val_auc"] for v in commits} == {0.97}
+        assert {v.metrics["ensemble_val_auc"] for v in commits} == {0.97}
+        honest = view.model_versions("hospital-a")
+        inst = liar.institutions[0]
+        for version, trained in zip(honest, liar.results["hospital-a"].trained, strict=True):
+            probs = predict_proba(trained.model, inst.val.images)
+            assert version.metrics["own_val_auc"] == pytest.approx(
+                _auc(probs, inst.val.labels), abs=1e-6)
     claims = {r["institution"]: r for r in ledger_claims(rec.ledger_path)}
     assert list(claims) == list(liar.ids)
     for inst in liar.institutions:
@@ -335,6 +342,7 @@ def test_recorded_round_puts_signed_claims_and_the_result_on_a_ledger(liar, tmp_
         assert row["round_weight"] == pytest.approx(liar.val_weights[inst.id])
         assert row["class_counts"] == inst.train.class_counts(2).tolist()
         assert row["height"] == 1
+        assert row["claimed_val_auc"] == pytest.approx(liar.val_auc[inst.id], abs=1e-6)
     assert claims["hospital-c"]["claimed_val_auc"] == 0.97
     with pytest.raises(LedgerError, match="no round 'round-9'"):
         ledger_claims(rec.ledger_path, "round-9")

@@ -40,12 +40,18 @@ class RecordedRound:
     secure: SecureEnsembleResult
 
 
-def _model_claims(model, institution: Institution, n_classes: int, lie: float | None) -> dict:
-    """What a model's MODEL_COMMIT reports: measured on the own validation share, or a lie."""
+def _model_claims(model, institution: Institution, n_classes: int, ensemble_claim: float,
+                  lie: float | None) -> dict:
+    """What a model's MODEL_COMMIT reports about validation on the institution's own share.
+
+    ``own_val_auc``: this model's AUC; ``ensemble_val_auc``: the institution's local-ensemble
+    AUC, the claim its level-2 weight comes from. A liar reports ``lie`` for both.
+    """
     ev = evaluate(predict_proba(model, institution.val.images), institution.val.labels,
                   n_classes, warn=False)
     auc = ev.auc if lie is None else lie
-    claims = {"own_val_accuracy": round(float(ev.accuracy), 6)}
+    claims = {"own_val_accuracy": round(float(ev.accuracy), 6),
+              "ensemble_val_auc": round(float(ensemble_claim), 6)}
     if np.isfinite(auc):
         claims["own_val_auc"] = round(float(auc), 6)
     return claims
@@ -55,8 +61,10 @@ def record_federation(fed: Federation, out_dir: str | Path,
                       weights: Mapping[str, float] | None = None) -> RecordedRound:
     """Commits every model with its self-reported claims, then runs and records a secure round.
 
-    Each MODEL_COMMIT is signed by its institution and carries the metrics it measured on its
-    own validation share and a summary of its own data; ROUND_START records the public
+    Each MODEL_COMMIT is signed by its institution and carries what it reports about its own
+    validation share (the model's AUC and accuracy, and the local ensemble's AUC that its
+    level-2 weight comes from: :attr:`Federation.val_auc`, which holds a liar's lie) and a
+    summary of its own data; ROUND_START records the public
     weights; ROUND_RESULT the hash of the opened mean (see :func:`efl_toolkit.pipeline.
     run_secure_round`). Keys come from the config's seed (a classroom simulation).
 
@@ -80,6 +88,7 @@ def record_federation(fed: Federation, out_dir: str | Path,
             versions[inst.id] = {
                 arch: registry.model_commit(inst.id, arch, params_to_bytes(trained.model), None,
                                             arch, _model_claims(trained.model, inst, n_classes,
+                                                                fed.val_auc[inst.id],
                                                                 fed.lies.get(inst.id)),
                                             summary, commit=False)
                 for arch, trained in zip(result.architectures, result.trained, strict=True)}
@@ -95,8 +104,9 @@ def ledger_claims(ledger_path: str | Path, round_id: str = ROUND_ID) -> list[dic
 
     Returns:
         Rows ``institution``, ``committed_by`` (the signer of its commits), ``signatures_ok``,
-        ``models``, ``claimed_val_auc`` (best over its models), ``class_counts``, ``height``
-        (block of its commits) and ``round_weight`` (from ROUND_START).
+        ``models``, ``claimed_val_auc`` (the committed local-ensemble validation AUC),
+        ``class_counts``, ``height`` (block of its commits) and ``round_weight`` (from
+        ROUND_START).
 
     Raises:
         LedgerError: The file is not a ledger, does not verify, or has no round ``round_id``.
@@ -112,13 +122,13 @@ def ledger_claims(ledger_path: str | Path, round_id: str = ROUND_ID) -> list[dic
         for info in view.institutions():
             commits = view.model_versions(info.institution)
             txs = [view.transaction(v.where.tx_id) for v in commits]
-            aucs = [v.metrics["own_val_auc"] for v in commits if "own_val_auc" in v.metrics]
+            claimed = {v.metrics.get("ensemble_val_auc") for v in commits}
             rows.append({
                 "institution": info.institution,
                 "committed_by": ", ".join(sorted({tx.sender for tx in txs})),
                 "signatures_ok": all(tx.signature_ok for tx in txs),
                 "models": "+".join(v.model_id for v in commits),
-                "claimed_val_auc": max(aucs) if aucs else None,
+                "claimed_val_auc": claimed.pop() if len(claimed) == 1 else None,
                 "class_counts": commits[0].data_summary.get("class_counts") if commits else None,
                 "height": commits[0].where.height if commits else None,
                 "round_weight": weights.get(info.institution)})
