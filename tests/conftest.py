@@ -39,3 +39,17 @@ def make_npz(tmp_path):
         return write_medmnist_npz(tmp_path / f"synthetic_{next(counter)}.npz", **kwargs)
 
     return factory
+
+
+@pytest.fixture(scope="session")
+def breastmnist_experiment(tmp_path_factory):
+    """The default experiment (``efl demo``'s job) on the embedded BreastMNIST, run once.
+
+    Returns ``(ExperimentResult, out_dir)``; several test files check different claims on it.
+    """
+    from efl_toolkit.config import get_config
+    from efl_toolkit.pipeline import run_experiment
+
+    out = tmp_path_factory.mktemp("breastmnist_demo")
+    return run_experiment(get_config("classroom_fast"), out, progress=False,
+                          log=lambda *_: None), out
