@@ -322,7 +322,6 @@ def main(args: argparse.Namespace) -> int:
 
     Example:
         >>> import argparse
-import dataclasses
         >>> main(argparse.Namespace(preset="classroom_fast", out="efl_out"))  # doctest: +SKIP
         0
     """
