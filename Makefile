@@ -42,7 +42,7 @@ browser-deps:
 
 test: install-dev browser-deps
 	$(BIN)/ruff check efl_toolkit tests benchmarks data_scripts notebooks
-	EFL_PRESET=classroom_fast $(BIN)/python -m pytest -q tests
+	EFL_PRESET=classroom_fast $(BIN)/python -m pytest -q tests efl_toolkit --doctest-modules
 
 lint: install-dev
 	$(BIN)/ruff check efl_toolkit tests benchmarks data_scripts notebooks

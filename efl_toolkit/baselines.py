@@ -188,7 +188,7 @@ def train_each_alone(institutions: Sequence[Institution], dataset: Dataset,
     Example:
         >>> from efl_toolkit.data import load_dataset, make_institutions
         >>> ds = load_dataset("breastmnist")
-        >>> insts = make_institutions(ds, 3, seed=0)
+        >>> insts = make_institutions(ds, 3, capacities=["tiny"] * 3, seed=0)
         >>> results = train_each_alone(insts, ds, TrainConfig(epochs=1), jax.random.key(0))
         >>> list(results) == [i.id for i in insts]
         True
