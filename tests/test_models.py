@@ -108,6 +108,22 @@ def test_max_pool_matches_flax_max_pool_including_odd_sizes():
     assert jnp.array_equal(max_pool_2x2(x), expected)
 
 
+def test_max_pool_gradients_match_flax_without_ties_and_forward_mode_works():
+    x = jnp.asarray(np.random.default_rng(1).random((2, 7, 9, 3), np.float32))  # no ties
+    weights = jnp.asarray(np.random.default_rng(2).random((2, 3, 4, 3), np.float32))
+
+    def loss(pool):
+        return lambda x: jnp.sum(weights * pool(x))
+
+    flax_pool = lambda x: nnx.max_pool(x, (2, 2), strides=(2, 2))  # noqa: E731
+    ours = jax.grad(loss(max_pool_2x2))(x)
+    assert jnp.allclose(ours, jax.grad(loss(flax_pool))(x))
+    assert float(jnp.sum(ours != 0)) == 2 * 3 * 4 * 3  # one maximum per window
+    tangent = jnp.ones_like(x)
+    assert jnp.allclose(jax.jvp(max_pool_2x2, (x,), (tangent,))[1],
+                        jax.jvp(flax_pool, (x,), (tangent,))[1])
+
+
 def test_costs_are_measured_and_ordered():
     costs = {a: estimate_cost(a, (28, 28, 1), 2) for a in ARCHS}
     assert costs["logistic"].n_params == 28 * 28 * 2 + 2

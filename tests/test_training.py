@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import jax
 import numpy as np
@@ -88,8 +89,45 @@ def test_compiled_step_is_reused_across_institutions_of_different_sizes():
         train_local("logistic", blob_split(n, seed), blob_split(10, 9), jax.random.key(seed),
                     config, n_classes=2, progress=False)
     graphdef = nnx.split(build_model("logistic", SHAPE, 2, nnx.Rngs(0)))[0]
-    step = local_module._TRAIN_STEPS[(graphdef, 3e-4, True)]
+    step = local_module._TRAIN_STEPS[(graphdef, 3e-4, True, False)]
     assert step._cache_size() == 1  # one compilation for both institutions
+
+
+def _ynn_fused_ops(compiled_text: str) -> set[str]:
+    """Opcodes inside the computations that XLA CPU hands to YNNPACK (``__ynn_fusion``)."""
+    bodies, name = {}, None
+    for line in compiled_text.splitlines():
+        header = re.match(r"^%(\S+) \(", line)
+        if header:
+            name, bodies[header.group(1)] = header.group(1), []
+        elif name and line.strip() and line.strip() != "}":
+            bodies[name].append(line)
+    called = re.findall(r"calls=%([^,\s]+), backend_config=\{[^\n]*__ynn_fusion", compiled_text)
+    return {op for body in called for line in bodies[body]
+            for op in re.findall(r"= \S+ ([a-z-]+)\(", line)}
+
+
+def test_training_step_keeps_convolutions_out_of_ynnpack_and_computes_the_same_update():
+    options = local_module.training_compiler_options()
+    if jax.default_backend() == "cpu":
+        assert options == {"xla_cpu_experimental_ynn_fusion_type":
+                           ",".join(local_module.YNN_FUSION_TYPES)}
+    model = build_model("cnn", SHAPE, 2, nnx.Rngs(0))
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    opt_state = local_module._optimizer(1e-4).init(params)
+    split = blob_split(16, 0)
+    args = (split.images, split.labels, jax.random.key(1), np.int32(0), np.float32(1e-3))
+    updates = {}
+    for xla_defaults in (False, True):
+        step = local_module._train_step(graphdef, 1e-4, False, xla_defaults=xla_defaults)
+        state = jax.tree.map(lambda leaf: leaf.copy(), (params, rest, opt_state))
+        text = step.lower(*state, *args).compile().as_text()
+        if not xla_defaults and options:
+            assert "convolution" not in _ynn_fused_ops(text)
+        updates[xla_defaults] = step(*state, *args)
+    for tuned, default in zip(jax.tree.leaves(updates[False]), jax.tree.leaves(updates[True]),
+                              strict=True):
+        np.testing.assert_allclose(np.asarray(tuned), np.asarray(default), rtol=1e-4, atol=1e-6)
 
 
 def test_predict_proba_pads_batches_and_returns_float64_rows_summing_to_one():

@@ -53,9 +53,10 @@ MONITORS = {"val_loss": False, "val_accuracy": True, "val_auc": True}
 #: The learning rate decays along a cosine from its peak down to this fraction of it.
 FINAL_LR_FRACTION = 0.05
 
-#: Op kinds that XLA CPU may still hand to YNNPACK in the training step: single dots and
-#: reductions (both faster there); convolutions and elementwise fusions stay with XLA.
-YNN_FUSION_TYPES = ("LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT", "LIBRARY_FUSION_TYPE_REDUCE")
+#: Op kinds that XLA CPU may still hand to YNNPACK in the training step: dots (alone or fused)
+#: and reductions, faster there; convolutions and elementwise fusions stay with XLA.
+YNN_FUSION_TYPES = ("LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT", "LIBRARY_FUSION_TYPE_DOT",
+                    "LIBRARY_FUSION_TYPE_REDUCE")
 
 _TRAIN_STEPS: dict = {}
 _FORWARDS: dict = {}
@@ -108,7 +109,6 @@ def _augment(images: jax.Array, key: jax.Array) -> jax.Array:
     return jax.vmap(crop)(padded, offsets)
 
 
-@functools.cache
 def training_compiler_options() -> dict[str, str]:
     """XLA compiler options of the training step: keeps convolutions away from YNNPACK on CPU.
 
@@ -116,8 +116,8 @@ def training_compiler_options() -> dict[str, str]:
     of a 3x3 convolution, XLA builds a convolution whose window is the whole feature map and
     whose input features are the batch; YNNPACK ran it 3-4x slower than XLA's own kernels
     (12 ms instead of 3.6 ms for 32->64 channels at 14x14, batch 64), half of the small CNN's
-    step. Only single dots and reductions keep going to YNNPACK. Other backends, and an XLA
-    that does not know the option, get no options (its defaults).
+    step. Only dots and reductions keep going to YNNPACK (:data:`YNN_FUSION_TYPES`). Other
+    backends, and an XLA that does not know the option, get no options (its defaults).
 
     Returns:
         ``compiler_options`` for ``jax.jit`` (empty off CPU or when XLA rejects them).
@@ -127,14 +127,19 @@ def training_compiler_options() -> dict[str, str]:
         >>> jax.jit(lambda x: x * 2, compiler_options=options)(np.float32(3)).item()
         6.0
     """
+    return dict(_checked_compiler_options())
+
+
+@functools.cache
+def _checked_compiler_options() -> tuple[tuple[str, str], ...]:
     if jax.default_backend() != "cpu":
-        return {}
+        return ()
     options = {"xla_cpu_experimental_ynn_fusion_type": ",".join(YNN_FUSION_TYPES)}
     try:
         jax.jit(lambda x: x + 1, compiler_options=options).lower(np.float32(0)).compile()
     except jax.errors.JaxRuntimeError:  # another XLA version: keep its defaults
-        return {}
-    return options
+        return ()
+    return tuple(options.items())
 
 
 def _optimizer(weight_decay: float) -> optax.GradientTransformation:
@@ -143,9 +148,12 @@ def _optimizer(weight_decay: float) -> optax.GradientTransformation:
     return optax.chain(optax.scale_by_adam(), optax.add_decayed_weights(weight_decay))
 
 
-def _train_step(graphdef, weight_decay: float, augment: bool):
-    """The compiled training step for one graph definition (cached)."""
-    cache_key = (graphdef, float(weight_decay), bool(augment))
+def _train_step(graphdef, weight_decay: float, augment: bool, xla_defaults: bool = False):
+    """The compiled training step for one graph definition (cached).
+
+    ``xla_defaults=True`` compiles without :func:`training_compiler_options` (for benchmarks).
+    """
+    cache_key = (graphdef, float(weight_decay), bool(augment), bool(xla_defaults))
     if cache_key in _TRAIN_STEPS:
         return _TRAIN_STEPS[cache_key]
     optimizer = _optimizer(weight_decay)
@@ -168,8 +176,8 @@ def _train_step(graphdef, weight_decay: float, augment: bool):
         params = optax.apply_updates(params, jax.tree.map(lambda u: -lr * u, updates))
         return params, rest, opt_state, loss
 
-    compiled = jax.jit(step, donate_argnums=(0, 1, 2),
-                       compiler_options=training_compiler_options())
+    options = {} if xla_defaults else training_compiler_options()
+    compiled = jax.jit(step, donate_argnums=(0, 1, 2), compiler_options=options)
     _TRAIN_STEPS[cache_key] = compiled
     return compiled
 
