@@ -88,12 +88,33 @@ class ExperimentResult:
     report: dict | None = None
 
 
+def own_validation_auc(institution: Institution, result: BaselineResult, n_classes: int) -> float:
+    """The level-1 AUC an institution measures on its OWN validation share (0.5 if undefined).
+
+    Only the institution itself can compute this (no data leaves it); a consortium has to take
+    its word for it, which is why notebook 07 shows what a lying institution can do.
+
+    Example:
+        >>> from efl_toolkit.baselines import train_institution
+        >>> from efl_toolkit.config import TrainConfig
+        >>> from efl_toolkit.data import load_dataset, make_institutions
+        >>> ds = load_dataset("breastmnist")
+        >>> inst = make_institutions(ds, 2, capacities=["tiny", "tiny"], seed=0)[0]
+        >>> res = train_institution(inst, ds, TrainConfig(epochs=1), jax.random.key(0))
+        >>> 0.0 <= own_validation_auc(inst, res, ds.n_classes) <= 1.0
+        True
+    """
+    probs = np.mean([predict_proba(t.model, institution.val.images) for t in result.trained],
+                    axis=0)
+    auc = evaluate(probs, institution.val.labels, n_classes, warn=False).auc
+    return WEIGHT_FLOOR if np.isnan(auc) else float(auc)
+
+
 def level2_weights(institutions: Sequence[Institution], alone: dict[str, BaselineResult],
                    n_classes: int) -> dict[str, float]:
-    """Each institution's level-2 weight from its level-1 AUC on its OWN validation share.
+    """Each institution's level-2 weight: its own validation AUC above chance, normalized.
 
-    Each institution computes its score on data it already holds; scores at or below chance
-    (AUC 0.5) get almost no say.
+    Scores at or below chance (AUC 0.5) get almost no say.
 
     Example:
         >>> level2_weights([], {}, 2)
@@ -101,12 +122,7 @@ def level2_weights(institutions: Sequence[Institution], alone: dict[str, Baselin
     """
     if not institutions:
         return {}
-    scores = []
-    for inst in institutions:
-        probs = np.mean([predict_proba(t.model, inst.val.images)
-                         for t in alone[inst.id].trained], axis=0)
-        auc = evaluate(probs, inst.val.labels, n_classes, warn=False).auc
-        scores.append(WEIGHT_FLOOR if np.isnan(auc) else auc)
+    scores = [own_validation_auc(inst, alone[inst.id], n_classes) for inst in institutions]
     weights = weights_from_scores(scores, floor=WEIGHT_FLOOR)
     return {inst.id: float(w) for inst, w in zip(institutions, weights, strict=True)}
 

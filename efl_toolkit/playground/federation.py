@@ -23,9 +23,9 @@ from efl_toolkit.baselines import BaselineResult, train_each_alone
 from efl_toolkit.config import ExperimentConfig
 from efl_toolkit.data import Dataset, Institution, load_dataset, make_institutions
 from efl_toolkit.ensemble import weights_from_scores, weights_from_sizes
-from efl_toolkit.pipeline import WEIGHT_FLOOR
+from efl_toolkit.pipeline import WEIGHT_FLOOR, own_validation_auc
 from efl_toolkit.rng import experiment_keys
-from efl_toolkit.training import evaluate, predict_proba
+from efl_toolkit.training import evaluate
 
 #: Capacity tiers cycled over the institutions in sweeps: MLP + logistic, then logistic only.
 LIGHT_TIERS = ("small", "tiny")
@@ -85,20 +85,6 @@ def light_capacities(n: int, tiers: Sequence[str] = LIGHT_TIERS) -> list[str]:
         ['small', 'tiny', 'small']
     """
     return list(itertools.islice(itertools.cycle(tiers), n))
-
-
-def own_validation_auc(institution: Institution, result: BaselineResult, n_classes: int) -> float:
-    """The level-1 AUC an institution measures on its own validation share (0.5 if undefined).
-
-    Example:
-        >>> fed = train_federation(get_config())  # doctest: +SKIP
-        >>> own_validation_auc(fed.institutions[0], fed.results[fed.ids[0]], 2)  # doctest: +SKIP
-        0.83
-    """
-    probs = np.mean([predict_proba(t.model, institution.val.images) for t in result.trained],
-                    axis=0)
-    auc = evaluate(probs, institution.val.labels, n_classes, warn=False).auc
-    return WEIGHT_FLOOR if np.isnan(auc) else float(auc)
 
 
 def train_federation(config: ExperimentConfig, dataset: Dataset | None = None, *,
