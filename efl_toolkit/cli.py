@@ -2,7 +2,8 @@
 
 Subcommands (contracts in DESIGN.md):
 
-* ``efl demo``: the end-to-end experiment (``efl_toolkit.pipeline``).
+* ``efl demo``: the end-to-end experiment (:func:`efl_toolkit.pipeline.run_experiment`); its
+  arguments are parsed here (:func:`config_from_args`, :func:`demo_main`).
 * ``efl ledger verify|log|show``: inspect and verify a ledger file (``efl_toolkit.ledger.cli``).
 * ``efl party``: run one MPyC party of a secure round (``efl_toolkit.secure.party``).
 
@@ -17,6 +18,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from efl_toolkit.config import ExperimentConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +54,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
+    """The preset named by ``--preset`` with the command line's overrides applied.
+
+    Example:
+        >>> config_from_args(build_parser().parse_args(["demo", "--seed", "3"])).seed
+        3
+    """
+    from efl_toolkit.config import get_config
+
+    overrides = {name: value for name, value in (
+        ("dataset", getattr(args, "dataset", None)),
+        ("n_institutions", getattr(args, "institutions", None)),
+        ("n_parties", getattr(args, "parties", None)),
+        ("seed", getattr(args, "seed", None)),
+    ) if value is not None}
+    return get_config(getattr(args, "preset", None), **overrides)
+
+
+def demo_main(args: argparse.Namespace) -> int:
+    """``efl demo``: runs the experiment and prints the headline numbers; returns the exit code.
+
+    Example:
+        >>> demo_main(build_parser().parse_args(["demo", "--out", "efl_out"]))  # doctest: +SKIP
+        0
+    """
+    from efl_toolkit.data import DatasetError
+    from efl_toolkit.pipeline import run_experiment
+    from efl_toolkit.secure import SecureRoundError
+
+    try:
+        config = config_from_args(args)
+        result = run_experiment(config, args.out)
+    except (DatasetError, SecureRoundError, ValueError) as error:
+        print(f"efl demo: error: {error}", file=sys.stderr)
+        return 2
+    from efl_toolkit.report import headline
+
+    print(headline(result.report, args.out))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs the ``efl`` command; returns the process exit code."""
     try:
@@ -65,8 +111,6 @@ def _dispatch(argv: list[str]) -> int:
         return party_main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "demo":
-        from efl_toolkit.pipeline import main as demo_main
-
         return demo_main(args)
     from efl_toolkit.ledger.cli import main as ledger_main
 

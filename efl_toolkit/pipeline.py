@@ -18,10 +18,8 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import shutil
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,7 +29,7 @@ import jax
 import numpy as np
 
 from efl_toolkit.baselines import BaselineResult, train_centralized, train_each_alone
-from efl_toolkit.config import ExperimentConfig, get_config
+from efl_toolkit.config import ExperimentConfig
 from efl_toolkit.data import Dataset, Institution, institutions_from_config, load_dataset
 from efl_toolkit.ensemble import weighted_mean, weights_from_scores
 from efl_toolkit.fedavg import FedAvgRun, fedavg_train
@@ -320,37 +318,3 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path = "efl_out", *,
         report = write_outputs(result, out_dir, total_seconds=time.perf_counter() - started)
         result = dataclasses.replace(result, report=report)
     return result
-
-
-def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
-    """The preset named by ``--preset`` with the command line's overrides applied."""
-    overrides = {name: value for name, value in (
-        ("dataset", getattr(args, "dataset", None)),
-        ("n_institutions", getattr(args, "institutions", None)),
-        ("n_parties", getattr(args, "parties", None)),
-        ("seed", getattr(args, "seed", None)),
-    ) if value is not None}
-    return get_config(getattr(args, "preset", None), **overrides)
-
-
-def main(args: argparse.Namespace) -> int:
-    """``efl demo``: runs the experiment and prints the headline numbers; returns the exit code.
-
-    Example:
-        >>> import argparse
-        >>> main(argparse.Namespace(preset="classroom_fast", out="efl_out"))  # doctest: +SKIP
-        0
-    """
-    from efl_toolkit.data import DatasetError
-    from efl_toolkit.secure import SecureRoundError
-
-    try:
-        config = config_from_args(args)
-        result = run_experiment(config, args.out)
-    except (DatasetError, SecureRoundError, ValueError) as error:
-        print(f"efl demo: error: {error}", file=sys.stderr)
-        return 2
-    from efl_toolkit.report import headline
-
-    print(headline(result.report, args.out))
-    return 0
