@@ -4,10 +4,12 @@ Subcommands (contracts in DESIGN.md):
 
 * ``efl demo``: the end-to-end experiment (:func:`efl_toolkit.pipeline.run_experiment`); its
   arguments are parsed here (:func:`config_from_args`, :func:`demo_main`).
-* ``efl ledger verify|log|show``: inspect and verify a ledger file (``efl_toolkit.ledger.cli``).
+* ``efl ledger verify|log|show|checkpoint``: inspect and verify a ledger file, print its signed
+  checkpoint (``efl_toolkit.ledger.cli``).
 * ``efl party``: run one MPyC party of a secure round (``efl_toolkit.secure.party``).
 
-Heavy modules (JAX, MPyC) are imported only by the subcommand that needs them.
+Heavy modules (JAX, MPyC) are imported only by the subcommand that needs them. Bad input to any
+subcommand is one line ``efl <command>: error: ...`` on standard error and exit code 2.
 
 Example:
     $ efl demo --preset classroom_fast --out efl_out
@@ -24,9 +26,17 @@ if TYPE_CHECKING:
     from efl_toolkit.config import ExperimentConfig
 
 
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """An argument parser whose errors are ONE line, ``efl <command>: error: ...``, exit 2
+    (argparse's default prints the whole usage first; ``--help`` still shows it)."""
+
+    def error(self, message: str):  # noqa: D102 - argparse's hook
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``efl`` command (``party`` takes its arguments raw)."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="efl", description="Secure ensemble federated learning for healthcare."
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -43,14 +53,29 @@ def build_parser() -> argparse.ArgumentParser:
     lsub = ledger.add_subparsers(dest="ledger_command", required=True)
     verify = lsub.add_parser("verify", help="verify every block; exit 1 on the first failure")
     verify.add_argument("path")
+    verify.add_argument("--checkpoint", default=None, metavar="FILE",
+                        help="a checkpoint kept earlier: prove the ledger is consistent with it "
+                             "(reports truncation or a fork)")
+    verify.add_argument("--trusted-keys", default=None, metavar="FILE",
+                        help="the institutions' public keys obtained out of band (C2SP verifier "
+                             "keys, one a line, or JSON {id: hex key})")
+    verify.add_argument("--genesis", default=None, metavar="HASH",
+                        help="the genesis block hash obtained out of band")
     log = lsub.add_parser("log", help="model version history, newest first")
     log.add_argument("path")
     log.add_argument("--institution", default=None)
     show = lsub.add_parser("show", help="one block with its decoded transactions")
     show.add_argument("path")
     show.add_argument("height", type=int)
+    checkpoint = lsub.add_parser("checkpoint", help="print the latest signed checkpoint note")
+    checkpoint.add_argument("path")
+    checkpoint.add_argument("--out", default=None, metavar="FILE",
+                            help="write the note to FILE (atomically) instead of stdout")
 
-    sub.add_parser("party", help="run one MPyC party (see `efl party --help`)", add_help=False)
+    sub.add_parser("party", help="run one MPyC party, or with --committee one compute party "
+                   "(see `efl party --help`)", add_help=False)
+    sub.add_parser("share", help="as an institution, split an input into additive shares for "
+                   "a committee round (see `efl share --help`)", add_help=False)
     return parser
 
 
@@ -109,6 +134,10 @@ def _dispatch(argv: list[str]) -> int:
         from efl_toolkit.secure.party import main as party_main
 
         return party_main(argv[1:])
+    if argv and argv[0] == "share":
+        from efl_toolkit.secure.shares import main as share_main
+
+        return share_main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "demo":
         return demo_main(args)

@@ -51,8 +51,9 @@ def test_verify_names_the_first_bad_height_and_check(ledger_path, tmp_path, caps
 def test_verify_rejects_a_non_ledger_file(tmp_path, capsys):
     junk = tmp_path / "notes.sqlite"
     junk.write_text("hello")
-    assert efl(["ledger", "verify", str(junk)]) == 1
-    assert "notes.sqlite" in capsys.readouterr().err
+    assert efl(["ledger", "verify", str(junk)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("efl ledger verify: error: ") and "notes.sqlite" in err
 
 
 def test_log_is_newest_first_and_filters(ledger_path, capsys):
@@ -64,7 +65,7 @@ def test_log_is_newest_first_and_filters(ledger_path, capsys):
     assert efl(["ledger", "log", str(path), "--institution", "hospital-b"]) == 0
     out = capsys.readouterr().out
     assert vb in out and v1 not in out
-    assert efl(["ledger", "log", str(path), "--institution", "nobody"]) == 1
+    assert efl(["ledger", "log", str(path), "--institution", "nobody"]) == 2
     assert "unknown institution 'nobody'" in capsys.readouterr().err
 
 
@@ -74,7 +75,7 @@ def test_show_decodes_a_block(ledger_path, capsys):
     out = capsys.readouterr().out
     assert "block 3" in out and "MODEL_COMMIT from hospital-b" in out and vb in out
     assert "signature ok" in out and "merkle root    ok" in out
-    assert efl(["ledger", "show", str(path), "42"]) == 1
+    assert efl(["ledger", "show", str(path), "42"]) == 2
     assert "no block at height 42" in capsys.readouterr().err
 
 

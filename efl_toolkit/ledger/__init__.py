@@ -13,14 +13,17 @@ transactions   Transaction, TxType, payload schemas
 block          BlockHeader, Vote, Block, quorum size, proposer rotation
 state          ChainState and the chain rules (membership, replay, parents, rounds)
 verify         the seven checks, BlockChecks, VerificationReport
-store          SQLite (WAL, synchronous=FULL, one SQL transaction per block)
+store          SQLite (WAL while writing, synchronous=FULL, one SQL transaction per block;
+               one self-contained file when closed; read-only opens never write)
+checkpoint     signed checkpoints (C2SP tlog-checkpoint notes co-signed by the institutions),
+               truncation / fork detection, trusted verifier keys
 artifacts      content-addressed artifact store, deterministic array packing
 reader         LedgerView / open_ledger: THE READ API (below)
 chain          Ledger: pool, propose, vote, append
 registry       ModelRegistry: commit, checkout, history, diff, tag, lineage, rounds
 audit          who committed what and when, rounds of an institution, dependencies
 tamper         scratch copies and byte flips for demonstrations and tests
-cli            ``efl ledger verify|log|show``
+cli            ``efl ledger verify|log|show|checkpoint``
 =============  =================================================================================
 
 Read API (for the explorer and any reader; nothing here writes)::
@@ -51,6 +54,9 @@ Read API (for the explorer and any reader; nothing here writes)::
     view.inclusion_proof(tx_id)           # TxProof(height, tx_id, leaf, proof, root,
                                           #   size).verify()
     view.chain_root(h), view.consistency_proof(h1, h2)
+    view.checkpoint(), view.stored_checkpoint()   # Checkpoint(origin, size, root, signatures)
+    view.check_checkpoint(cp, trusted_keys=None)  # Comparison(status: consistent|truncated|
+                                          #   fork|other ledger|bad signatures, message, ...)
     format_timestamp(ms)                  # '2024-05-01T12:00:00.000Z'
 
 ``CHECKS`` = ("encoding", "hash link", "merkle root", "signature", "quorum", "rules",

@@ -47,6 +47,13 @@ from efl_toolkit.ledger.block import (
     quorum_size,
     to_stored,
 )
+from efl_toolkit.ledger.checkpoint import (
+    Checkpoint,
+    checkpoint_of,
+    checkpoint_path,
+    sign_checkpoint,
+    write_checkpoint,
+)
 from efl_toolkit.ledger.errors import (
     ArtifactError,
     BlockRejected,
@@ -125,9 +132,11 @@ class Ledger(LedgerView):
         try:
             store.write_block(conn, stored)
         finally:
-            conn.close()
+            store.close_store(conn, writer=True)
         os.replace(tmp, target)
         store.fsync_directory(target.parent)
+        genesis = checkpoint_of([stored.hash], header.hash)
+        write_checkpoint(checkpoint_path(target), sign_checkpoint(genesis, consortium))
         if save_keys:
             consortium.save(keystore_path(target))
         return cls.open(target, consortium, clock)
@@ -168,7 +177,34 @@ class Ledger(LedgerView):
             ledger.close()
             raise LedgerError(f"{path}: keys for {held} cannot reach a quorum of "
                               f"{quorum_size(len(members))} of {len(members)} institutions")
+        try:
+            stored_checkpoint = ledger.stored_checkpoint()
+        except LedgerError as err:
+            ledger.close()
+            raise LedgerError(f"{path}: refusing to append: {err}") from None
+        if stored_checkpoint is not None:
+            verdict = ledger.check_checkpoint(stored_checkpoint)
+            if not verdict.ok:
+                ledger.close()
+                raise LedgerError(f"{path}: refusing to append to a ledger inconsistent with "
+                                  f"its checkpoint {checkpoint_path(path).name}: "
+                                  f"{verdict.message}")
         return ledger
+
+    # ----------------------------------------------------------------- checkpoints & close
+    def signed_checkpoint(self) -> Checkpoint:
+        """The checkpoint of the chain now, co-signed by every institution whose key is held
+        (the writer keeps them all in this simulation; each would sign at its own site)."""
+        signers = [m for m in self.state.member_ids if m in self.consortium.keys]
+        return sign_checkpoint(self.checkpoint(), self.consortium, signers)
+
+    def write_checkpoint(self) -> Path:
+        """Writes the signed checkpoint next to the ledger (atomically); returns its path."""
+        return write_checkpoint(checkpoint_path(self.path), self.signed_checkpoint())
+
+    def close(self) -> None:
+        """Closes the ledger, leaving ONE self-contained file (no ``-wal``/``-shm``)."""
+        store.close_store(self._conn, writer=True)
 
     # ----------------------------------------------------------------- the pool
     def _reset_pool(self) -> None:
@@ -272,6 +308,9 @@ class Ledger(LedgerView):
         report = self._scan.report
         self._scan.report = replace(report, n_blocks=report.n_blocks + 1,
                                     n_txs=report.n_txs + len(stored.txs), head_hash=block.hash)
+        # the block is durable; a crash before this line leaves an older, still consistent
+        # checkpoint (never one ahead of the chain)
+        self.write_checkpoint()
         included = {tx.tx_id for tx in block.transactions}
         remaining = [tx for tx in self._pool if tx.tx_id not in included]
         self._reset_pool()

@@ -19,11 +19,23 @@ Example:
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from efl_toolkit.ledger import store
 from efl_toolkit.ledger.artifacts import ArtifactStore
 from efl_toolkit.ledger.block import Block, StoredBlock
+from efl_toolkit.ledger.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    Comparison,
+    checkpoint_of,
+    checkpoint_path,
+    compare,
+    origin_of,
+    read_checkpoint,
+    verify_signatures,
+)
 from efl_toolkit.ledger.crypto import fingerprint
 from efl_toolkit.ledger.errors import LedgerError
 from efl_toolkit.ledger.merkle import (
@@ -66,10 +78,12 @@ class LedgerView:
     """
 
     def __init__(self, path: str | os.PathLike, conn, artifacts: ArtifactStore,
-                 genesis_hash: str | None = None) -> None:
+                 genesis_hash: str | None = None,
+                 trusted_keys: Mapping[str, str] | None = None) -> None:
         self.path = Path(path)
         self.artifacts = artifacts
         self.genesis_hash = genesis_hash
+        self.trusted_keys = dict(trusted_keys) if trusted_keys is not None else None
         self._conn = conn
         self.refresh()
 
@@ -80,7 +94,8 @@ class LedgerView:
             self._stored: list[StoredBlock] = store.read_blocks(self._conn)
         except LedgerError as err:
             raise LedgerError(f"{self.path}: {err}") from None
-        self._scan: ChainScan = verify_chain(self._stored, self.artifacts, self.genesis_hash)
+        self._scan: ChainScan = verify_chain(self._stored, self.artifacts, self.genesis_hash,
+                                             self.trusted_keys)
         return self._scan.report
 
     def verify(self) -> VerificationReport:
@@ -89,7 +104,7 @@ class LedgerView:
         return self.refresh()
 
     def close(self) -> None:
-        """Closes the database connection."""
+        """Closes the database connection (a reader never wrote anything)."""
         self._conn.close()
 
     def __enter__(self) -> LedgerView:
@@ -246,15 +261,76 @@ class LedgerView:
         leaves = [b.hash for b in self._stored[:new_height + 1]]
         return consistency_proof(leaves, old_height + 1)
 
+    # ----------------------------------------------------------------- checkpoints
+    def block_hashes(self) -> list[bytes]:
+        """Stored hashes of every block, in height order (the checkpoint tree's leaves)."""
+        return [b.hash for b in self._stored]
+
+    @property
+    def origin(self) -> str | None:
+        """The checkpoint origin of this ledger (``efl-ledger/<genesis hash>``)."""
+        return origin_of(self._stored[0].hash.decode("ascii", "replace")) if self._stored \
+            else None
+
+    def checkpoint(self) -> Checkpoint:
+        """The (unsigned) checkpoint of the chain as stored now.
+
+        Example:
+            >>> from efl_toolkit.ledger.chain import Ledger
+            >>> from efl_toolkit.ledger.keys import Consortium
+            >>> import tempfile
+            >>> led = Ledger.create(tempfile.mkdtemp() + "/l.sqlite",
+            ...                     Consortium.generate(["h1", "h2", "h3"], seed=0))
+            >>> led.checkpoint().size
+            1
+        """
+        if not self._stored:
+            raise LedgerError(f"{self.path}: the ledger has no genesis block")
+        return checkpoint_of(self.block_hashes(), self._stored[0].hash.decode("ascii",
+                                                                                  "replace"))
+
+    def stored_checkpoint(self) -> Checkpoint | None:
+        """The checkpoint written next to the ledger (``<ledger>.checkpoint``), or ``None``.
+
+        Raises:
+            CheckpointError: the file is there but is not a checkpoint note.
+        """
+        path = checkpoint_path(self.path)
+        if not path.exists():
+            return None
+        return read_checkpoint(path)
+
+    def member_keys(self) -> dict[str, str]:
+        """Institution -> public key (hex) as registered in genesis."""
+        return {m.institution: m.public_key for m in self.state.members.values()}
+
+    def check_checkpoint(self, checkpoint: Checkpoint,
+                         trusted_keys: Mapping[str, str] | None = None) -> Comparison:
+        """Checks ``checkpoint``'s signatures (a quorum of ``trusted_keys``, default: this
+        view's trusted keys, else the keys registered in genesis) and whether this ledger is
+        consistent with it (truncation and forks are reported with their heights)."""
+        keys = trusted_keys if trusted_keys is not None else self.trusted_keys
+        if keys is None:
+            keys = self.member_keys()
+        try:
+            verify_signatures(checkpoint, keys)
+        except CheckpointError as err:
+            return Comparison("bad signatures", str(err), checkpoint.height, self.height)
+        genesis = self._stored[0].hash.decode("ascii", "replace") if self._stored else None
+        return compare(checkpoint, self.block_hashes(), genesis)
+
 
 def open_ledger(path: str | os.PathLike, genesis_hash: str | None = None,
-                artifacts: str | os.PathLike | None = None) -> LedgerView:
+                artifacts: str | os.PathLike | None = None,
+                trusted_keys: Mapping[str, str] | None = None) -> LedgerView:
     """Opens a ledger read-only and verifies it (the verdict is in ``view.report``).
 
     Args:
         path: The SQLite ledger file.
         genesis_hash: Optional pinned genesis hash (trust anchor obtained out of band).
         artifacts: Artifact directory (default ``<ledger_dir>/artifacts``).
+        trusted_keys: Optional institution -> public key (hex) obtained out of band; genesis
+            must register exactly these keys.
 
     Raises:
         LedgerError: the file is missing, not SQLite, corrupt or not an efl ledger.
@@ -268,7 +344,7 @@ def open_ledger(path: str | os.PathLike, genesis_hash: str | None = None,
     conn = store.open_store(path, readonly=True)
     directory = artifacts if artifacts is not None else artifacts_dir(path)
     try:
-        return LedgerView(path, conn, ArtifactStore(directory), genesis_hash)
+        return LedgerView(path, conn, ArtifactStore(directory), genesis_hash, trusted_keys)
     except BaseException:
         conn.close()
         raise

@@ -6,11 +6,19 @@ Schema (all content columns are BLOBs holding exactly the bytes that were hashed
     blocks(height INTEGER PRIMARY KEY, hash BLOB, header BLOB, votes BLOB)
     txs(height INTEGER, idx INTEGER, tx_id BLOB, body BLOB, PRIMARY KEY (height, idx))
 
-The database runs in WAL mode with ``synchronous=FULL``; :func:`write_block` inserts a block and
-its transactions between ``BEGIN IMMEDIATE`` and ``COMMIT``, after checking that the head did
-not move. SQLite's atomic commit then guarantees that after a crash (even SIGKILL or power loss)
-the file holds either the chain before or the chain after that block. Readers never crash on odd
-bytes: any column value is handed to verification as ``bytes``.
+While a writer has it open the database runs in WAL mode with ``synchronous=FULL``;
+:func:`write_block` inserts a block and its transactions between ``BEGIN IMMEDIATE`` and
+``COMMIT``, after checking that the head did not move. SQLite's atomic commit then guarantees
+that after a crash (even SIGKILL or power loss) the file holds either the chain before or the
+chain after that block. Readers never crash on odd bytes: any column value is handed to
+verification as ``bytes``.
+
+A closed ledger is ONE self-contained file: :func:`close_store` switches a writer's connection
+back to ``journal_mode=DELETE`` (checkpointing the WAL and removing ``-wal``/``-shm``). Read paths
+never write: :func:`open_store` with ``readonly=True`` opens ``?mode=ro``, and a file whose
+header still says WAL but has no ``-wal`` beside it (a ledger closed by an older version, or
+copied without its ``-wal``) or that lies on read-only media is opened ``?mode=ro&immutable=1``,
+so verifying a ledger on a read-only mount, or a copy, leaves no file behind.
 
 Example:
     >>> import tempfile, os
@@ -42,9 +50,32 @@ CREATE INDEX txs_by_id ON txs(tx_id);
 """
 
 
-def _connect(path: str | os.PathLike, readonly: bool) -> sqlite3.Connection:
+WAL_HEADER = b"\x02\x02"  # bytes 18-19 of a SQLite header: write/read format 2 = WAL
+
+
+def _header_says_wal(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(20)
+    except OSError:
+        return False
+    return len(head) == 20 and head.startswith(b"SQLite format 3\x00") and head[18:20] == WAL_HEADER
+
+
+def _immutable_wanted(path: Path) -> bool:
+    """True if a read-only open must not touch anything beside the file: its header says WAL
+    but no ``-wal`` file exists (nothing is pending; a plain ``mode=ro`` open would create
+    ``-wal``/``-shm``), or its folder cannot be written (read-only media)."""
+    if _header_says_wal(path) and not Path(f"{path}-wal").exists():
+        return True
+    return not os.access(path.parent, os.W_OK)
+
+
+def _connect(path: str | os.PathLike, readonly: bool, immutable: bool = False
+             ) -> sqlite3.Connection:
     if readonly:
-        uri = Path(path).resolve().as_uri() + "?mode=ro"
+        uri = Path(path).resolve().as_uri() + ("?mode=ro&immutable=1" if immutable
+                                               else "?mode=ro")
         conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
     else:
         conn = sqlite3.connect(os.fspath(path), isolation_level=None, check_same_thread=False)
@@ -53,6 +84,23 @@ def _connect(path: str | os.PathLike, readonly: bool) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
     return conn
+
+
+def close_store(conn: sqlite3.Connection, writer: bool = False) -> None:
+    """Closes a connection; a writer's first leaves the file self-contained.
+
+    ``PRAGMA journal_mode=DELETE`` checkpoints the WAL into the main file and removes
+    ``-wal``/``-shm``, so the closed ledger is one file that opens anywhere, read-only media
+    included. If another connection still reads the file the switch is skipped (it would wait
+    for it); SQLite then keeps the WAL until a later writer closes.
+    """
+    if writer:
+        try:
+            conn.execute("PRAGMA busy_timeout = 200")
+            conn.execute("PRAGMA journal_mode = DELETE").fetchone()
+        except sqlite3.Error:
+            pass
+    conn.close()
 
 
 def create_store(path: str | os.PathLike) -> sqlite3.Connection:
@@ -101,10 +149,27 @@ def open_store(path: str | os.PathLike, readonly: bool = True) -> sqlite3.Connec
     p = Path(path)
     if not p.is_file():
         raise LedgerError(f"{p}: no such ledger file")
+    if not os.access(p, os.R_OK):
+        raise LedgerError(f"{p}: cannot read the file (permission denied)")
+    if not readonly and not (os.access(p.parent, os.W_OK) and os.access(p, os.W_OK)):
+        raise LedgerError(f"{p}: cannot append: the file or its folder is not writable "
+                          "(read-only media?); verification and reading work read-only")
+    immutable = readonly and _immutable_wanted(p)
     try:
-        conn = _connect(p, readonly)
+        conn = _connect(p, readonly, immutable)
     except sqlite3.Error as err:
         raise LedgerError(f"{p}: cannot open: {err}") from None
+    if readonly and not immutable:
+        try:
+            conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        except sqlite3.OperationalError as err:  # e.g. cannot create -shm: read-only media
+            conn.close()
+            try:
+                conn = _connect(p, readonly, immutable=True)
+            except sqlite3.Error:
+                raise LedgerError(f"{p}: cannot open: {err}") from None
+        except sqlite3.DatabaseError:
+            pass  # reported by the checks below
     try:
         status = conn.execute("PRAGMA quick_check").fetchone()[0]
         if status != "ok":

@@ -85,6 +85,7 @@ than a/ledger.sqlite (artifacts are shared per directory)
         target.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
                        (SCRATCH_KEY, str(src.resolve())))
         target.commit()
+        target.execute("PRAGMA journal_mode = DELETE")  # the copy is one self-contained file
     finally:
         target.close()
         source.close()
@@ -173,7 +174,7 @@ def tamper_byte(path: str | os.PathLike, target: TamperTarget, offset: int,
         conn.execute(f"UPDATE {table} SET {target.column} = ? WHERE {where}",
                      (_xor(bytes(value), offset, mask), *key))
     finally:
-        conn.close()
+        store.close_store(conn, writer=True)
 
 
 def _edit_value(payload: dict) -> tuple[str, object]:
@@ -213,7 +214,7 @@ def tamper(path: str | os.PathLike, kind: str, height: int) -> str:
             "SELECT idx, body FROM txs WHERE height = ? ORDER BY idx", (height,))]
         return _ATTACKS[kind](conn, path, height, header, bytes(row[2]), txs)
     finally:
-        conn.close()
+        store.close_store(conn, writer=True)
 
 
 def _edit_first_tx(conn, height: int, txs) -> tuple[str, Transaction, Transaction]:

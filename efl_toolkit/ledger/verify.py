@@ -15,6 +15,11 @@ Each block goes through seven checks, in this order (``CHECKS``):
    see :mod:`efl_toolkit.ledger.state`) hold;
 7. ``artifact hash``: every committed model version's artifact exists and hashes to its name.
 
+Trust anchors obtained out of band make a re-forged ledger (same institution names, new keys,
+another genesis) fail instead of verifying like the real one: a pinned ``genesis_hash`` is
+checked under ``hash link`` of block 0, and ``trusted_keys`` (institution -> public key) under
+``signature`` of block 0, naming the institution whose registered key differs.
+
 :func:`check_block` returns a :class:`BlockChecks` (one :class:`CheckResult` per check, ``ok``
 ``None`` when it could not be checked) and :func:`verify_chain` a :class:`ChainScan` whose
 :class:`VerificationReport` names the first failing height and check.
@@ -28,7 +33,7 @@ Example:
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from efl_toolkit.ledger.artifacts import ArtifactStore
@@ -41,7 +46,7 @@ from efl_toolkit.ledger.block import (
     proposer_for,
     quorum_size,
 )
-from efl_toolkit.ledger.crypto import sha256_hex
+from efl_toolkit.ledger.crypto import fingerprint, sha256_hex
 from efl_toolkit.ledger.errors import TransactionRejected
 from efl_toolkit.ledger.merkle import merkle_root
 from efl_toolkit.ledger.state import ChainState, Staged, signature_problem
@@ -331,10 +336,41 @@ class ChainScan:
     blocks: list[Block | None]
 
 
+def trusted_key_problem(block: Block | None, trusted_keys: Mapping[str, str]) -> str | None:
+    """Why genesis ``block`` does not register exactly ``trusted_keys``, or ``None``.
+
+    Example:
+        >>> trusted_key_problem(None, {"h1": "00" * 32})
+        'genesis cannot be decoded, so its keys cannot be matched to the trusted keys'
+    """
+    if block is None:
+        return "genesis cannot be decoded, so its keys cannot be matched to the trusted keys"
+    registered = _genesis_members(block)
+    for name, key in trusted_keys.items():
+        if name not in registered:
+            return f"trusted institution {name!r} is not registered in genesis"
+        if registered[name].lower() != key.lower():
+            return (f"{name!r} registered another key than its trusted one (registered "
+                    f"fingerprint {_fp(registered[name])}, trusted {_fp(key)}): a re-forged "
+                    "ledger or another consortium")
+    extra = [name for name in registered if name not in trusted_keys]
+    if extra:
+        return f"genesis registers {extra[0]!r}, which is not among the trusted institutions"
+    return None
+
+
+def _fp(key: str) -> str:
+    try:
+        return fingerprint(key)
+    except ValueError:
+        return "?"
+
+
 def verify_chain(
     stored_blocks: Sequence[StoredBlock],
     artifacts: ArtifactStore | None,
     genesis_hash: str | None = None,
+    trusted_keys: Mapping[str, str] | None = None,
 ) -> ChainScan:
     """Checks every block in order; keeps going after a failure to fill in per-block results.
 
@@ -342,6 +378,8 @@ def verify_chain(
         stored_blocks: All stored blocks in height order (from :func:`store.read_blocks`).
         artifacts: Artifact store, or ``None`` to skip artifact checks.
         genesis_hash: If given, block 0's hash must equal it (a pinned trust anchor).
+        trusted_keys: If given, genesis must register exactly these institutions with exactly
+            these public keys (hex), e.g. from :func:`checkpoint.read_trusted_keys`.
 
     Returns:
         A :class:`ChainScan`; ``scan.report`` names the first failing height and check.
@@ -364,6 +402,13 @@ def verify_chain(
                 "hash link", False, f"genesis hash is not the pinned {genesis_hash[:16]}")
             block_checks = BlockChecks(0, tuple(fixed), block_checks.tx_signatures,
                                        block_checks.vote_signatures)
+        if position == 0 and trusted_keys is not None:
+            problem = trusted_key_problem(outcome.block, trusted_keys)
+            if problem is not None:
+                fixed = list(block_checks.results)
+                fixed[CHECKS.index("signature")] = CheckResult("signature", False, problem)
+                block_checks = BlockChecks(0, tuple(fixed), block_checks.tx_signatures,
+                                           block_checks.vote_signatures)
         checks.append(block_checks)
         blocks.append(outcome.block)
         if outcome.staged is not None:
