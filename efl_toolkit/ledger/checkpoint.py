@@ -225,7 +225,8 @@ class Checkpoint:
             >>> Checkpoint.parse("x\\n1\\nAAAA\\n\\n")
             Traceback (most recent call last):
             ...
-            efl_toolkit.ledger.checkpoint.CheckpointError: checkpoint root hash is not 32 base64-encoded bytes
+            efl_toolkit.ledger.checkpoint.CheckpointError: checkpoint root hash is not 32 \
+base64-encoded bytes
         """
         if isinstance(note, bytes):
             try:
