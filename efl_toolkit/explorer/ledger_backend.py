@@ -4,6 +4,13 @@ It reads through the ledger's read API (:func:`efl_toolkit.ledger.open_ledger`) 
 original file is never written. A cheap look at the stored head height tells it when another
 process (or a writer in the same kernel) appended blocks; only then is the chain re-read and
 re-verified.
+
+A path can come to hold ANOTHER ledger (an experiment re-run into the same folder deletes and
+recreates it) or none at all. Every sync compares the file at the path with the one opened (device
+and inode: the open connection keeps the old inode alive, so a new file never reuses its number):
+a new ledger is reopened and :attr:`LedgerBackend.notice` says so; a vanished file keeps the last
+snapshot on screen, :attr:`notice` says the file is gone, and :meth:`verify` refuses plainly
+instead of reporting missing artifacts as tampering.
 """
 
 from __future__ import annotations
@@ -30,6 +37,15 @@ from efl_toolkit.ledger import LedgerError, LedgerView, open_ledger, store, tamp
 from efl_toolkit.ledger.views import BlockInfo, HeaderInfo
 
 ROUND_LANE = "ensemble rounds"
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``, or ``None`` if there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _seconds(ms: int | None) -> float:
@@ -94,6 +110,13 @@ class LedgerBackend:
         self.path = Path(self.view.path)
         self.artifacts = artifacts
         self._probe = store.open_store(self.path, readonly=True)
+        self._identity = _identity(self.path)
+        #: ``None`` while the path holds the ledger that was opened; otherwise one line saying
+        #: what happened (reopened another ledger, or the file is gone).
+        self.notice: str | None = None
+        #: Incremented every time the path turned out to hold another ledger and was reopened.
+        self.generation = 0
+        self._gone = False
 
     def close(self) -> None:
         """Closes the connections this backend opened (not a view it was handed) and deletes
@@ -105,9 +128,75 @@ class LedgerBackend:
                 self.view.close()
 
     def _sync(self) -> None:
-        """Re-reads the chain when the stored head height differs from the snapshot."""
-        if store.head_height(self._probe) != self.view.height:
+        """Reopens when the path holds another file; re-reads the chain when the stored head
+        height differs from the snapshot."""
+        identity = _identity(self.path)
+        if identity != self._identity:
+            self._reopen(identity)
+            return
+        if not self._gone and store.head_height(self._probe) != self.view.height:
             self.view.refresh()
+
+    def _reopen(self, identity) -> None:
+        old_genesis = self._genesis()
+        if identity is None:
+            if not self._gone:
+                self.notice = (f"{self.path} no longer exists (deleted or moved): showing the "
+                               "last snapshot read; nothing can be verified until a ledger is "
+                               "there again")
+            self._gone = True
+            return
+        try:
+            view = open_ledger(self.path, artifacts=self.artifacts)
+        except LedgerError as err:
+            self._gone = True
+            self.notice = f"{self.path} was replaced by a file that is not a ledger: {err}"
+            return
+        try:
+            probe = store.open_store(self.path, readonly=True)
+        except LedgerError as err:
+            view.close()
+            self._gone = True
+            self.notice = f"{self.path} was replaced by a file that is not a ledger: {err}"
+            return
+        self._probe.close()
+        if self._owns_view:
+            self.view.close()
+        self.view, self._owns_view, self._probe = view, True, probe
+        self._identity, self._gone = identity, False
+        self.generation += 1
+        new_genesis = self._genesis()
+        if new_genesis == old_genesis:
+            self.notice = (f"{self.path} was rewritten in place (same genesis "
+                           f"{str(new_genesis)[:12]}): reopened and re-verified")
+        else:
+            self.notice = (f"{self.path} now holds another ledger (genesis "
+                           f"{str(new_genesis)[:12]}, was {str(old_genesis)[:12]}): reopened")
+
+    def _genesis(self) -> str | None:
+        return self.view.headers(0, 1)[0].hash if self.view.height >= 0 else None
+
+    @property
+    def gone(self) -> bool:
+        """True when the path no longer holds a ledger (the last snapshot is still shown)."""
+        return self._gone
+
+    def checkpoint_status(self) -> tuple[bool | None, str]:
+        """Whether the ledger matches the last checkpoint written next to it:
+        ``(True, ...)`` consistent, ``(False, ...)`` truncated / forked / badly signed,
+        ``(None, ...)`` no checkpoint there."""
+        with self._lock:
+            self._sync()
+            if self._gone:
+                return None, "no ledger at this path"
+            try:
+                checkpoint = self.view.stored_checkpoint()
+            except LedgerError as err:
+                return False, str(err)
+            if checkpoint is None:
+                return None, "no checkpoint next to the ledger"
+            verdict = self.view.check_checkpoint(checkpoint)
+            return verdict.ok, verdict.message
 
     # ---- ExplorerBackend ---------------------------------------------------------------------
     def height(self) -> int:
@@ -133,7 +222,15 @@ class LedgerBackend:
                     for r in self.view.checks(height).results]
 
     def verify(self) -> VerifyReport:
+        """Verifies the chain now at the path (reopening first if the file was replaced).
+
+        Raises:
+            LedgerError: the path no longer holds a ledger (said plainly, not as tampering).
+        """
         with self._lock:
+            self._sync()
+            if self._gone:
+                raise LedgerError(f"cannot verify: {self.notice}")
             return self._report(self.view.verify())
 
     def _report(self, report) -> VerifyReport:

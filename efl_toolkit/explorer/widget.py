@@ -84,6 +84,9 @@ class ExplorerWidget(widgets.VBox):
         self.last_tamper: TamperOutcome | None = None
         self.last_hits: list[SearchHit] = []
         self.error: str | None = None
+        self.checkpoint_ok: bool | None = None
+        self.checkpoint_message = ""
+        self._generation = getattr(self.backend, "generation", 0)
         self._rebuilding_list = False
         self._shown_height: int | None = None
         self._build()
@@ -190,6 +193,12 @@ class ExplorerWidget(widgets.VBox):
         """
         with self._lock:
             height = self.backend.height()
+            generation = getattr(self.backend, "generation", 0)
+            if generation != self._generation:  # the path now holds another ledger
+                self._generation = generation
+                self.rows = []
+                self.last_report = None
+                self.verify_status.value = render.badge("not verified yet", None)
             known = self.rows[-1] if self.rows else None
             if known is not None and height == known.height and \
                     self.backend.head() == known.hash:
@@ -205,8 +214,14 @@ class ExplorerWidget(widgets.VBox):
             self._show_rows(reshow=not appended)
             self.institutions_view.value = render.institutions_table(self.backend.institutions())
             self.dag_view.value = dag_svg(self.backend.model_versions())
+            self._check_checkpoint()
             self._show_summary()
             return True
+
+    def _check_checkpoint(self) -> None:
+        status = getattr(self.backend, "checkpoint_status", None)
+        if status is not None:
+            self.checkpoint_ok, self.checkpoint_message = status()
 
     def _show_rows(self, reshow: bool) -> None:
         """Rebuilds the block list, keeping the user's selection (newest block by default)."""
@@ -229,10 +244,18 @@ class ExplorerWidget(widgets.VBox):
 
     def _show_summary(self) -> None:
         head = self.rows[-1].short_hash if self.rows else "-"
-        self.summary.value = (
+        line = (
             f"<b>Ledger explorer</b> &middot; {len(self.rows)} blocks &middot; height "
             f"{len(self.rows) - 1} &middot; head <code>{head}</code> &middot; refreshed "
             f"{time.strftime('%H:%M:%S')}")
+        if self.checkpoint_message:
+            line += " &middot; checkpoint: " + render.badge(self.checkpoint_message,
+                                                             self.checkpoint_ok)
+        notice = getattr(self.backend, "notice", None)
+        if notice:
+            gone = getattr(self.backend, "gone", False)
+            line += "<br>" + render.badge(notice, False if gone else None)
+        self.summary.value = line
 
     def show_block(self, height: int | None) -> None:
         """Shows one block's fields, a verification badge per check and decoded transactions."""
@@ -260,7 +283,17 @@ class ExplorerWidget(widgets.VBox):
         """Verifies the whole chain and shows the result in the status badge."""
         self.verify_status.value = render.badge("verifying...", None)
         with self._lock:
-            report = self.backend.verify()
+            try:
+                report = self.backend.verify()
+            except Exception as error:  # e.g. the ledger file is gone: say so, no tamper alarm
+                self.last_report = None
+                self.verify_status.value = render.badge(str(error), None)
+                self._show_summary()
+                raise
+            if getattr(self.backend, "generation", 0) != self._generation:
+                self.refresh()  # verified another ledger than the one shown: show that one
+            self._check_checkpoint()
+        self._show_summary()
         self.last_report = report
         self.verify_status.value = render.verify_status(report)
         return report
