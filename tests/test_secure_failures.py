@@ -3,6 +3,7 @@ the round fail within its timeout, naming the party, with no process left behind
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -21,6 +22,10 @@ from efl_toolkit.secure import RoundSpec, SecureRoundError, secure_ensemble
 from efl_toolkit.secure import parties as parties_module
 from efl_toolkit.secure.parties import GRACE_SECONDS, PartyInput, free_ports, launch_parties
 from efl_toolkit.secure.party import write_input
+
+# This file tests the first design, every institution its own MPyC party (committee=None);
+# the committee of compute parties is tested in test_secure_committee.py.
+secure_ensemble = functools.partial(secure_ensemble, committee=None)
 
 
 @pytest.fixture(autouse=True)

@@ -4,6 +4,7 @@ MPyC party processes over 127.0.0.1 where a round is involved."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 import pytest
@@ -28,6 +29,10 @@ from efl_toolkit.secure.plots import (
     plot_sharing,
 )
 from efl_toolkit.secure.teaching import share_samples, share_secret
+
+# This file tests the first design, every institution its own MPyC party (committee=None);
+# the committee of compute parties is tested in test_secure_committee.py.
+secure_ensemble = functools.partial(secure_ensemble, committee=None)
 
 
 @pytest.fixture(scope="module")

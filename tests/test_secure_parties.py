@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import threading
@@ -26,6 +27,11 @@ from efl_toolkit.secure import (
     secure_ensemble_in_process,
     secure_hierarchical_ensemble,
 )
+
+# This file tests the first design, every institution its own MPyC party (committee=None);
+# the committee of compute parties is tested in test_secure_committee.py.
+secure_ensemble = functools.partial(secure_ensemble, committee=None)
+plaintext_reference = functools.partial(plaintext_reference, committee=None)
 
 
 def random_inputs(seed: int, m: int, n: int, c: int):
@@ -138,7 +144,8 @@ def test_secure_hierarchical_matches_plaintext():
               "b": [rng.dirichlet(np.ones(3), 40)],
               "c": [rng.dirichlet(np.ones(3), 40) for _ in range(3)]}
     level2 = {"a": 0.5, "b": 0.2, "c": 0.3}
-    res = secure_hierarchical_ensemble(models, level2_weights=level2, reveal="mean")
+    res = secure_hierarchical_ensemble(models, level2_weights=level2, reveal="mean",
+                                       committee=None)
     plain = hierarchical_ensemble(models, level2_weights=level2)
     for k in models:
         np.testing.assert_allclose(res.level1[k], plain.level1[k])
@@ -181,7 +188,7 @@ def test_works_inside_a_running_event_loop():
 
     async def notebook_cell():
         direct = secure_ensemble(preds, weights, reveal="labels")
-        awaited = await secure_ensemble_async(preds, weights, reveal="labels")
+        awaited = await secure_ensemble_async(preds, weights, reveal="labels", committee=None)
         local = secure_ensemble_in_process(preds, weights, reveal="labels")
         return direct, awaited, local
 

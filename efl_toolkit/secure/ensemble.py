@@ -44,6 +44,8 @@ import numpy as np
 
 from efl_toolkit.ensemble.combine import check_predictions, normalize_weights
 from efl_toolkit.ensemble.hierarchical import level1_ensembles
+from efl_toolkit.secure.committee import CommitteeRound
+from efl_toolkit.secure.committee_client import Committee
 from efl_toolkit.secure.fixed_point import (
     DEFAULT_FRAC_BITS,
     FixedPoint,
@@ -57,7 +59,7 @@ from efl_toolkit.secure.parties import (
     launch_parties,
 )
 from efl_toolkit.secure.protocol import RoundSpec, run_in_process
-from efl_toolkit.secure.transcript import Transcript
+from efl_toolkit.secure.transcript import CommitteeTranscript, Transcript
 
 
 @dataclass(frozen=True)
@@ -76,8 +78,13 @@ class SecureEnsembleResult:
         fixed_point: Fixed-point format (``error_bound`` bounds ``|mean - float mean|``).
         seconds: Wall time of the round, process start to result.
         parties: One :class:`PartyReport` per party (commands, timings, bytes sent).
-        transcript: What each party saw, when requested.
+        transcript: What each party saw, when requested (a :class:`CommitteeTranscript` in
+            committee mode).
         in_process: True when computed by this process alone (m=1): NOT secret.
+        committee: Compute parties of the committee, or ``None`` when every institution was
+            its own party.
+        included: Institutions whose contribution is in the result.
+        dropped: Institutions left out (their shares did not reach every compute party).
     """
 
     labels: np.ndarray
@@ -91,8 +98,11 @@ class SecureEnsembleResult:
     fixed_point: FixedPoint
     seconds: float
     parties: tuple[PartyReport, ...] = ()
-    transcript: Transcript | None = None
+    transcript: Transcript | CommitteeTranscript | None = None
     in_process: bool = False
+    committee: int | None = None
+    included: tuple[str, ...] = ()
+    dropped: tuple[str, ...] = ()
 
     @property
     def secret(self) -> bool:
@@ -106,6 +116,8 @@ class SecureEnsembleResult:
             "secret": self.secret, "receivers": None if self.receivers is None
             else list(self.receivers),
             "institutions": list(self.institutions), "seconds": self.seconds,
+            "committee": self.committee, "included": list(self.included),
+            "dropped": list(self.dropped),
             "frac_bits": self.fixed_point.frac_bits, "bit_length": self.fixed_point.bit_length,
             "error_bound": self.fixed_point.error_bound,
             "party_seconds": [p.compute_seconds for p in self.parties],
@@ -149,11 +161,14 @@ def _check_colluders(colluders: int | None, m: int) -> int:
 
 
 def plaintext_reference(predictions, weights=None, *, reveal: str = "mean",
-                        frac_bits: int = DEFAULT_FRAC_BITS) -> Reference:
+                        frac_bits: int = DEFAULT_FRAC_BITS,
+                        committee: int | None = 3) -> Reference:
     """What a secure round opens, computed in plaintext with the parties' exact encoding.
 
     Its ``labels`` equal the secure labels exactly, and its ``mean`` equals the secure mean
-    (both computed on the same integers).
+    (both computed on the same integers). ``committee`` selects the mode as in
+    :func:`secure_ensemble`: a committee encodes ``(w_i / max w) * P_i`` and divides the opened
+    sum by the weights' sum; one party per institution encodes with weights normalized first.
 
     Example:
         >>> ref = plaintext_reference([[[0.9, 0.1]], [[0.2, 0.8]]], [1, 1])
@@ -161,7 +176,11 @@ def plaintext_reference(predictions, weights=None, *, reveal: str = "mean",
         ([0], [[0.55, 0.45]])
     """
     prep = _prepare(predictions, weights, reveal, frac_bits, 1)
-    return reference_round(prep.probs, prep.party_weights, reveal, prep.fixed_point)
+    if committee is None:
+        return reference_round(prep.probs, prep.party_weights, reveal, prep.fixed_point)
+    exact = reference_round(prep.probs, prep.party_weights, "labels", prep.fixed_point)
+    divisor = float(prep.party_weights.sum()) if reveal == "mean" else 1.0
+    return Reference(exact.sum, exact.labels, exact.mean / divisor)
 
 
 def _transcript(records, names, prep, reveal, in_process) -> Transcript | None:
@@ -172,6 +191,7 @@ def _transcript(records, names, prep, reveal, in_process) -> Transcript | None:
 
 
 def secure_ensemble(predictions, weights=None, *, reveal: str = "mean",
+                    committee: int | None = 3, min_institutions: int = 1,
                     timeout: float = 120.0, startup_timeout: float = 30.0,
                     receivers: Sequence[int] | None = None, colluders: int | None = None,
                     frac_bits: int = DEFAULT_FRAC_BITS, transcript: bool = False,
@@ -179,20 +199,32 @@ def secure_ensemble(predictions, weights=None, *, reveal: str = "mean",
                     tls: bool | str = False,
                     on_spawn: Callable[[list[int]], None] | None = None
                     ) -> SecureEnsembleResult:
-    """Secure weighted ensemble of M institutions' probabilities with M real party processes.
+    """Secure weighted ensemble of institutions' probabilities over real MPyC processes.
+
+    Two ways to run it (``docs/secure.md``, "Two roles"):
+
+    * ``committee=M`` (default 3): the institutions split their encoded, locally weighted
+      probabilities into ``M`` additive shares, one per *compute party*; the ``M`` compute-party
+      processes add what they received and open the mean or only the labels over MPyC. Cost is
+      flat in the number of institutions ``N >= 1``; an institution whose shares did not reach
+      every compute party is left out (``dropped``) and public weights are renormalized.
+    * ``committee=None``: every institution is its own MPyC party (``N >= 2`` processes); cost
+      grows steeply with ``N`` and a party that drops out stops the round.
 
     Args:
-        predictions: ``M >= 2`` probability matrices ``[n, C]`` (list, or dict name -> matrix).
+        predictions: Probability matrices ``[n, C]`` (list, or dict name -> matrix).
         weights: Institution weights (e.g. validation scores or data sizes), list or dict by
             name; ``None`` means equal. Public with ``reveal="mean"``, private with ``"labels"``.
         reveal: ``"mean"`` opens the weighted mean (and labels); ``"labels"`` opens only labels.
+        committee: Compute parties ``M >= 3``, or ``None`` for one party per institution.
+        min_institutions: Committee mode: fewest included institutions to open anything.
         timeout: Seconds for the round once all parties are connected.
         startup_timeout: Seconds for the party processes to start and connect.
         receivers: Party indices that learn the output (default: all). The result holds what
             the first receiver learned.
         colluders: ``t``, the number of colluding parties tolerated; ``t < M/2`` (default the
             largest allowed, ``(M-1)//2``).
-        frac_bits: Fixed-point fractional bits (16: mean within ``M * 2**-17``).
+        frac_bits: Fixed-point fractional bits (16: mean within ``N * 2**-17``).
         transcript: Record what every party saw (first ``transcript_rows`` rows).
         transcript_rows: Rows recorded per party when ``transcript`` is set.
         batch_rows: Rows per secure-argmax batch.
@@ -204,16 +236,28 @@ def secure_ensemble(predictions, weights=None, *, reveal: str = "mean",
         A :class:`SecureEnsembleResult`.
 
     Raises:
-        ValueError: Bad predictions, weights, reveal, receivers or colluders, or M < 2; raised
-            before any process starts and naming the institution or parameter.
-        SecureRoundError: A party could not connect, failed, died or hung (named); every
-            party process has been stopped when this is raised.
+        ValueError: Bad predictions, weights, reveal, receivers, colluders or committee size;
+            raised before any process starts and naming the institution or parameter.
+        SecureRoundError: A party could not connect, failed, died or hung (named), or too few
+            institutions were included; every process has been stopped when this is raised.
 
     Example:
         >>> preds = {"a": [[0.7, 0.3]], "b": [[0.3, 0.7]], "c": [[0.45, 0.55]]}
         >>> secure_ensemble(preds, reveal="labels").labels.tolist()
         [1]
+        >>> secure_ensemble(preds, reveal="labels", committee=None).n_parties  # one per inst.
+        3
     """
+    if committee is not None:
+        _prepare(predictions, weights, reveal, frac_bits, 1)
+        with Committee(committee, colluders=colluders, startup_timeout=startup_timeout,
+                       round_timeout=timeout, tls=tls) as running:
+            if on_spawn is not None:
+                on_spawn([p.process.pid for p in running.launched])
+            return committee_ensemble(running, predictions, weights, reveal=reveal,
+                                      receivers=receivers, frac_bits=frac_bits,
+                                      transcript=transcript, transcript_rows=transcript_rows,
+                                      batch_rows=batch_rows, min_institutions=min_institutions)
     prep = _prepare(predictions, weights, reveal, frac_bits, 2)
     m = len(prep.names)
     t = _check_colluders(colluders, m)
@@ -248,7 +292,75 @@ def secure_ensemble(predictions, weights=None, *, reveal: str = "mean",
         receivers=spec.receivers, fixed_point=prep.fixed_point, seconds=run.seconds,
         parties=run.reports,
         transcript=_transcript([r.get("view") for r in run.results], prep.names, prep, reveal,
-                               False))
+                               False),
+        included=prep.names)
+
+
+def committee_ensemble(committee: Committee, predictions, weights=None, *,
+                       reveal: str = "mean", receivers: Sequence[int] | None = None,
+                       frac_bits: int = DEFAULT_FRAC_BITS, transcript: bool = False,
+                       transcript_rows: int = 3, batch_rows: int = 1000,
+                       min_institutions: int = 1, round_id: str | None = None,
+                       absent: Sequence[str] = ()) -> SecureEnsembleResult:
+    """One secure-ensemble round on a running :class:`Committee` (see :func:`secure_ensemble`).
+
+    Every institution (played by this process) encodes ``(w_i / max w) * P_i``, splits it into
+    additive shares and delivers them; institutions in ``absent`` submit nothing (a dropout,
+    for teaching and tests). With ``reveal="mean"`` the opened sum is divided by the included
+    institutions' public weights, so the mean is renormalized over who took part.
+
+    Example:
+        >>> with Committee(3) as c:
+        ...     res = committee_ensemble(c, {"a": [[0.9, 0.1]], "b": [[0.2, 0.8]],
+        ...                                  "c": [[0.4, 0.6]]}, absent=["c"])
+        >>> res.included, res.dropped, res.mean.round(3).tolist()
+        (('a', 'b'), ('c',), [[0.55, 0.45]])
+    """
+    prep = _prepare(predictions, weights, reveal, frac_bits, 1)
+    unknown = sorted(set(absent) - set(prep.names))
+    if unknown:
+        raise ValueError(f"absent names unknown institutions: {', '.join(unknown)}")
+    rnd = CommitteeRound(round_id or committee.next_round_id("ensemble"), reveal, prep.names,
+                         tuple(prep.probs[0].shape), frac_bits=frac_bits,
+                         receivers=None if receivers is None else tuple(receivers),
+                         min_institutions=min_institutions, batch_rows=batch_rows,
+                         transcript_rows=transcript_rows if transcript else 0
+                         ).check(committee.size)
+    fp = rnd.fixed_point()
+    rows = rnd.transcript_rows
+    sent = {}
+    for name, probs, w in zip(prep.names, prep.probs, prep.party_weights, strict=True):
+        if name in absent:
+            continue
+        shares = committee.submit(rnd, name, fp.encode(float(w) * probs),
+                                  float(w) if reveal == "mean" else 0.0)
+        sent[name] = tuple(sh.values[:rows].astype(object) for sh in shares)
+    run = committee.run(rnd)
+    first = rnd.receivers[0] if rnd.receivers else 0
+    got = run.arrays[first]
+    for r in rnd.receivers or range(committee.size):
+        if not np.array_equal(run.arrays[r].get("labels"), got.get("labels")):
+            raise SecureRoundError(f"receivers {first} and {r} opened different labels",
+                                   [first, r], committee.reports(), kind="inconsistent")
+    keep = np.array([n in run.included for n in prep.names])
+    mean = None
+    if reveal == "mean":
+        mean = fp.decode(got["sum"]) / float(prep.party_weights[keep].sum())
+    norm = np.where(keep, prep.weights, 0.0)
+    record = None
+    if rows:
+        views = [r.get("view") or {} for r in run.results]
+        record = CommitteeTranscript(
+            prep.names, int(run.results[0]["modulus"]), frac_bits, reveal, sent,
+            tuple(np.asarray(v.get("local_sum", []), dtype=object) for v in views),
+            views[first].get("opened", {}), run.included)
+    return SecureEnsembleResult(
+        labels=np.asarray(got["labels"], dtype=np.int64), mean=mean, reveal=reveal,
+        institutions=prep.names, weights=norm / norm.sum(), n_parties=committee.size,
+        threshold=committee.threshold, receivers=rnd.receivers,
+        fixed_point=FixedPoint(fp.frac_bits, fp.bit_length, len(run.included)),
+        seconds=run.seconds, parties=committee.reports(), transcript=record,
+        committee=committee.size, included=run.included, dropped=run.dropped)
 
 
 async def secure_ensemble_async(predictions, weights=None, **kwargs) -> SecureEnsembleResult:
@@ -289,7 +401,8 @@ def secure_ensemble_in_process(predictions, weights=None, *, reveal: str = "mean
         labels=out.labels, mean=mean, reveal=reveal, institutions=prep.names,
         weights=prep.weights, n_parties=1, threshold=0, receivers=None,
         fixed_point=prep.fixed_point, seconds=seconds, in_process=True,
-        transcript=_transcript([out.view], prep.names, prep, reveal, True))
+        transcript=_transcript([out.view], prep.names, prep, reveal, True),
+        included=prep.names)
 
 
 @dataclass(frozen=True)

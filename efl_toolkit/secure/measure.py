@@ -56,6 +56,9 @@ def random_predictions(n_institutions: int, n_rows: int, n_classes: int, *,
 def fixed_point_errors(predictions, weights, frac_bits: Sequence[int]) -> list[dict]:
     """Measured fixed-point error of the weighted mean for each number of fractional bits.
 
+    Encoded as when every institution is its own party (weights normalized before encoding);
+    a committee divides by the weights' sum after opening, which gives the same bound.
+
     Args:
         predictions: ``M`` probability matrices ``[n, C]`` (list or dict by institution).
         weights: Institution weights (``None``: equal).
@@ -74,7 +77,8 @@ def fixed_point_errors(predictions, weights, frac_bits: Sequence[int]) -> list[d
     exact = weighted_mean(predictions, weights)
     rows = []
     for f in frac_bits:
-        ref = plaintext_reference(predictions, weights, reveal="mean", frac_bits=int(f))
+        ref = plaintext_reference(predictions, weights, reveal="mean", frac_bits=int(f),
+                                  committee=None)
         fp = FixedPoint.for_inputs(len(names), int(f))
         rows.append({"frac_bits": int(f), "bit_length": fp.bit_length,
                      "error_bound": fp.error_bound,
@@ -99,7 +103,7 @@ def agreement(result: SecureEnsembleResult, predictions, weights=None) -> dict:
         0.0
     """
     ref = plaintext_reference(predictions, weights, reveal=result.reveal,
-                              frac_bits=result.fixed_point.frac_bits)
+                              frac_bits=result.fixed_point.frac_bits, committee=result.committee)
     if ref.labels.shape != result.labels.shape:
         raise ValueError(f"the result has {result.labels.shape[0]} rows but the predictions "
                          f"have {ref.labels.shape[0]}")
@@ -158,8 +162,10 @@ def measure_round_costs(settings: Sequence[Mapping], *, n_classes: int = 2, seed
     """Runs one real secure round per setting and reports its cost.
 
     Args:
-        settings: Mappings with ``reveal`` (``"mean"``/``"labels"``), ``parties`` (M >= 2) and
-            ``rows``; inputs are :func:`random_predictions` of that size.
+        settings: Mappings with ``reveal`` (``"mean"``/``"labels"``), ``parties`` (the number
+            of institutions) and ``rows``, optionally ``committee`` (compute parties; absent or
+            ``None``: every institution is its own party, M >= 2); inputs are
+            :func:`random_predictions` of that size.
         n_classes: Classes per row.
         seed: Seed of the random inputs.
         progress: Show a progress bar (one step per round).
@@ -183,7 +189,8 @@ def measure_round_costs(settings: Sequence[Mapping], *, n_classes: int = 2, seed
             raise ValueError(f"setting {index} lacks {sorted(missing)}: {dict(setting)}")
         preds = random_predictions(int(setting["parties"]), int(setting["rows"]), n_classes,
                                    seed=seed + index)
-        result = secure_ensemble(preds, reveal=setting["reveal"], **kwargs)
+        result = secure_ensemble(preds, reveal=setting["reveal"],
+                                 committee=setting.get("committee"), **kwargs)
         rows.append({**round_costs(result), "classes": n_classes,
                      "labels_equal_reference": agreement(result, preds)["labels_equal_reference"]})
     return rows

@@ -348,6 +348,10 @@ def main(argv: list[str]) -> int:
         from efl_toolkit.secure.tls import main as certs_main
 
         return certs_main(argv[1:])
+    if "--committee" in argv:
+        from efl_toolkit.secure.compute_party import main as compute_party_main
+
+        return compute_party_main(argv)
     args = build_parser().parse_args(argv)
     out_dir = Path(args.out).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -131,10 +131,15 @@ async def exchange_headers(mpc, header: Sequence[int]) -> np.ndarray:
     return np.asarray(opened, dtype=object).astype(np.int64)
 
 
-def check_headers(headers: np.ndarray, own: Sequence[int], pid: int) -> None:
-    """Raises :class:`RoundMismatchError` for the first party whose parameters differ."""
+def check_headers(headers: np.ndarray, own: Sequence[int], pid: int,
+                  fields: Sequence[str] = HEADER_FIELDS[:-1]) -> None:
+    """Raises :class:`RoundMismatchError` for the first party whose parameters differ.
+
+    Only the first ``len(fields)`` entries are compared (later ones may differ by design,
+    e.g. each party's own public weight).
+    """
     for party, theirs in enumerate(headers):
-        for name, mine, other in zip(HEADER_FIELDS[:-1], own[:-1], theirs[:-1], strict=True):
+        for name, mine, other in zip(fields, own, theirs, strict=False):
             if int(mine) != int(other):
                 raise RoundMismatchError(
                     f"party {party} disagrees with party {pid} on {name}: {int(other)} vs "

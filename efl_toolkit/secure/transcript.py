@@ -169,3 +169,65 @@ class Transcript:
                       f"label {int(v.opened_labels[row])}")
             lines.append(f"  opened to party {v.party}: {opened}")
         return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class CommitteeTranscript:
+    """What institutions sent and compute parties saw in a committee round (first rows).
+
+    Attributes:
+        institutions: The round's roster.
+        modulus: The prime ``p`` of the round's field (``SecInt(l)``).
+        frac_bits: Fixed-point fractional bits.
+        reveal: ``mean``, ``labels`` or ``sum``.
+        sent: ``{institution: [share for party 0, party 1, ...]}`` (``[rows, C]`` each): the
+            additive shares each institution delivered, as field elements.
+        local_sums: Each compute party's sum of the shares it received (its additive share of
+            the total), ``[rows, C]``.
+        opened: What was opened to the first receiver (``sum`` and/or ``labels`` rows).
+        included: Institutions whose shares reached every compute party.
+    """
+
+    institutions: tuple[str, ...]
+    modulus: int
+    frac_bits: int
+    reveal: str
+    sent: dict[str, tuple[np.ndarray, ...]]
+    local_sums: tuple[np.ndarray, ...]
+    opened: dict
+    included: tuple[str, ...]
+
+    def reconstruct(self, parties: Sequence[int]) -> np.ndarray:
+        """Adds the local sums of ``parties`` mod ``p`` (signed integers).
+
+        All ``M`` parties together give the encoded total; any fewer give a uniformly random
+        field element that says nothing about the total (additive ``M``-out-of-``M`` sharing).
+        """
+        total = sum(np.asarray(self.local_sums[j], dtype=object) for j in sorted(set(parties)))
+        return to_signed(total, self.modulus)
+
+    def explain(self, institution: int = 0, row: int = 0) -> str:
+        """A readable account of one query row: shares sent, local sums, what was opened."""
+        name = self.institutions[institution]
+        m = len(self.local_sums)
+        lines = [f"Field: integers modulo a {self.modulus.bit_length()}-bit prime p; "
+                 f"{name} splits w*p*2^{self.frac_bits} into {m} additive shares (mod p), one "
+                 f"per compute party; any {m - 1} of them are uniformly random."]
+        for j, share in enumerate(self.sent.get(name, ())):
+            lines.append(f"  {name} -> compute party {j}: {[int(x) for x in share[row]]}")
+        if name not in self.included:
+            lines.append(f"  {name} did not reach every compute party: it was left out")
+        for j, local in enumerate(self.local_sums):
+            lines.append(f"  compute party {j} adds what it received: "
+                         f"{[int(x) for x in local[row]]}")
+        lines.append(f"  all {m} local sums together: {self.reconstruct(range(m))[row].tolist()}"
+                     f" = the encoded weighted sum; {m - 1} of them: "
+                     f"{self.reconstruct(range(m - 1))[row].tolist()} (random)")
+        opened = self.opened
+        if "sum" in opened:
+            lines.append(f"  opened: sum {opened['sum'][row]}")
+        if "labels" in opened:
+            lines.append(f"  opened: label {opened['labels'][row]}")
+        if not opened:
+            lines.append("  opened to this caller: nothing")
+        return "\n".join(lines)
