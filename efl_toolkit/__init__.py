@@ -10,6 +10,9 @@ import the package and must start fast, so JAX is imported only when a name need
 ``build_model``             the heterogeneous Flax NNX zoo; ``assign_architectures``
 ``train_local``             jit-compiled local training; ``predict_proba``, ``evaluate``
 ``combine``                 plaintext ensembles; ``hierarchical_ensemble``
+``train_each_alone``        the method's level 1: local models and ensembles (``LocalResult``)
+``commit_versions``         the one path that commits model versions to the ledger
+``train_centralized``       baselines: centralized upper bound; ``fedavg_train`` (FedAvg, CNN)
 ``secure_ensemble``         MPyC secure weighted mean / argmax over real party processes
 ``Ledger``                  signed hash-linked blocks; ``open_ledger``, ``ModelRegistry``
 ``ExplorerWidget``          the ledger explorer for JupyterLab
@@ -49,6 +52,11 @@ _EXPORTS = {
     "open_ledger": "efl_toolkit.ledger",
     "ExplorerWidget": "efl_toolkit.explorer",
     "run_experiment": "efl_toolkit.pipeline",
+    "train_each_alone": "efl_toolkit.federation",
+    "LocalResult": "efl_toolkit.federation",
+    "commit_versions": "efl_toolkit.federation",
+    "train_centralized": "efl_toolkit.baselines",
+    "fedavg_train": "efl_toolkit.baselines",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -21,28 +21,27 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import jax
 import numpy as np
 
-from efl_toolkit.baselines import BaselineResult, train_centralized, train_each_alone
+from efl_toolkit.baselines import FedAvgRun, fedavg_train, train_centralized
 from efl_toolkit.config import ExperimentConfig
 from efl_toolkit.data import Dataset, Institution, institutions_from_config, load_dataset
-from efl_toolkit.ensemble import weighted_mean, weights_from_scores
-from efl_toolkit.fedavg import FedAvgRun, fedavg_train
+from efl_toolkit.ensemble import weighted_mean
+from efl_toolkit.federation.level1 import LocalResult, train_each_alone
+from efl_toolkit.federation.level2 import level2_weights
+from efl_toolkit.federation.record import record_local_results
 from efl_toolkit.ledger import Consortium, Ledger, ModelRegistry, hash_array, keystore_path
 from efl_toolkit.rng import experiment_keys
-from efl_toolkit.secure import SecureEnsembleResult, secure_ensemble
-from efl_toolkit.training import EvaluationResult, evaluate, predict_proba
-from efl_toolkit.training.serialize import params_to_bytes
+from efl_toolkit.secure import DEFAULT_FRAC_BITS, SecureEnsembleResult, secure_ensemble
+from efl_toolkit.training import EvaluationResult, evaluate
 
 LEDGER_FILE = "ledger.sqlite"
 ROUND_ID = "round-1"
-#: Level-2 weights: each institution's own validation AUC above this floor (chance level).
-WEIGHT_FLOOR = 0.5
 #: Seconds a secure round may take once its parties are connected.
 ROUND_TIMEOUT = 300.0
 
@@ -72,57 +71,18 @@ class ExperimentResult:
     config: ExperimentConfig
     dataset: Dataset
     institutions: tuple[Institution, ...]
-    alone: dict[str, BaselineResult]
+    alone: dict[str, LocalResult]
     weights: dict[str, float]
     plaintext_probs: np.ndarray
     plaintext: EvaluationResult
     secure: SecureEnsembleResult
     secure_eval: EvaluationResult
-    centralized: BaselineResult
+    centralized: LocalResult
     fedavg: FedAvgRun
     versions: dict[str, dict[str, str]]
     ledger_path: Path
     seconds: dict[str, float]
     report: dict | None = None
-
-
-def own_validation_auc(institution: Institution, result: BaselineResult, n_classes: int) -> float:
-    """The level-1 AUC an institution measures on its OWN validation share (0.5 if undefined).
-
-    Only the institution itself can compute this (no data leaves it); a consortium has to take
-    its word for it, which is why notebook 07 shows what a lying institution can do.
-
-    Example:
-        >>> from efl_toolkit.baselines import train_institution
-        >>> from efl_toolkit.config import TrainConfig
-        >>> from efl_toolkit.data import load_dataset, make_institutions
-        >>> ds = load_dataset("breastmnist")
-        >>> inst = make_institutions(ds, 2, capacities=["tiny", "tiny"], seed=0)[0]
-        >>> res = train_institution(inst, ds, TrainConfig(epochs=1), jax.random.key(0))
-        >>> 0.0 <= own_validation_auc(inst, res, ds.n_classes) <= 1.0
-        True
-    """
-    probs = np.mean([predict_proba(t.model, institution.val.images) for t in result.trained],
-                    axis=0)
-    auc = evaluate(probs, institution.val.labels, n_classes, warn=False).auc
-    return WEIGHT_FLOOR if np.isnan(auc) else float(auc)
-
-
-def level2_weights(institutions: Sequence[Institution], alone: dict[str, BaselineResult],
-                   n_classes: int) -> dict[str, float]:
-    """Each institution's level-2 weight: its own validation AUC above chance, normalized.
-
-    Scores at or below chance (AUC 0.5) get almost no say.
-
-    Example:
-        >>> level2_weights([], {}, 2)
-        {}
-    """
-    if not institutions:
-        return {}
-    scores = [own_validation_auc(inst, alone[inst.id], n_classes) for inst in institutions]
-    weights = weights_from_scores(scores, floor=WEIGHT_FLOOR)
-    return {inst.id: float(w) for inst, w in zip(institutions, weights, strict=True)}
 
 
 def prepare_out_dir(out_dir: str | Path) -> Path:
@@ -139,41 +99,6 @@ def prepare_out_dir(out_dir: str | Path) -> Path:
     for suffix in ("", "-wal", "-shm", "-journal", ".creating"):
         Path(f"{ledger_path}{suffix}").unlink(missing_ok=True)
     return ledger_path
-
-
-def _model_metrics(trained, evaluation: EvaluationResult) -> dict:
-    metrics = {"best_epoch": int(trained.best_epoch), "epochs_run": len(trained.history),
-               "test_accuracy": round(float(evaluation.accuracy), 6)}
-    if np.isfinite(trained.best_val_metric):
-        metrics[f"best_{trained.monitor}"] = round(float(trained.best_val_metric), 6)
-    if np.isfinite(evaluation.auc):
-        metrics["test_auc"] = round(float(evaluation.auc), 6)
-    return metrics
-
-
-def record_models(ledger: Ledger, institutions: Sequence[Institution],
-                  alone: dict[str, BaselineResult], dataset: Dataset) -> dict[str, dict[str, str]]:
-    """Commits every trained model (its parameters as an artifact) in one block.
-
-    Returns:
-        ``{institution: {architecture: version hash}}``.
-    """
-    registry = ModelRegistry(ledger)
-    versions: dict[str, dict[str, str]] = {}
-    for inst in institutions:
-        result = alone[inst.id]
-        data_summary = {"dataset": dataset.name, "n_train": inst.n_train, "n_val": inst.n_val,
-                        "class_counts": inst.train.class_counts(dataset.n_classes).tolist(),
-                        "device": inst.device.name, "capacity": inst.capacity.tier}
-        versions[inst.id] = {
-            arch: registry.model_commit(inst.id, arch, params_to_bytes(trained.model), None,
-                                        arch, _model_metrics(trained, evaluation), data_summary,
-                                        commit=False)
-            for trained, (arch, evaluation) in zip(result.trained, result.per_model.items(),
-                                                   strict=True)
-        }
-    ledger.commit_block()
-    return versions
 
 
 def with_helper_parties(level1_probs: dict[str, np.ndarray], weights: dict[str, float],
@@ -206,8 +131,11 @@ def with_helper_parties(level1_probs: dict[str, np.ndarray], weights: dict[str, 
 
 def run_secure_round(ledger: Ledger, versions: dict[str, dict[str, str]],
                      level1_probs: dict[str, np.ndarray], weights: dict[str, float],
-                     n_parties: int | None, dataset: Dataset) -> SecureEnsembleResult:
+                     n_parties: int | None, dataset: Dataset, *,
+                     frac_bits: int = DEFAULT_FRAC_BITS) -> SecureEnsembleResult:
     """Records ROUND_START, runs the secure round, records ROUND_RESULT (or ROUND_FAILED).
+
+    ``frac_bits`` is the fixed-point precision of the round (``config.fixed_point_bits``).
 
     Raises:
         SecureRoundError: The round failed (recorded on the ledger first).
@@ -216,12 +144,13 @@ def run_secure_round(ledger: Ledger, versions: dict[str, dict[str, str]],
     coordinator = next(iter(versions))
     inputs, input_weights = with_helper_parties(level1_probs, weights, n_parties)
     protocol = {"protocol": "mpyc-shamir-weighted-mean", "reveal": "mean",
-                "parties": len(inputs), "weights": input_weights,
+                "parties": len(inputs), "weights": input_weights, "frac_bits": frac_bits,
                 "queries": len(dataset.test), "query_set": f"{dataset.name}:test"}
     all_versions = [v for per_inst in versions.values() for v in per_inst.values()]
     registry.start_round(coordinator, ROUND_ID, all_versions, protocol)
     try:
-        result = secure_ensemble(inputs, input_weights, reveal="mean", timeout=ROUND_TIMEOUT)
+        result = secure_ensemble(inputs, input_weights, reveal="mean", timeout=ROUND_TIMEOUT,
+                                 frac_bits=frac_bits)
     except Exception as error:
         registry.fail_round(coordinator, ROUND_ID, f"{type(error).__name__}: {error}"[:500])
         raise
@@ -282,7 +211,7 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path = "efl_out", *,
     consortium = Consortium.generate([inst.id for inst in institutions])
     ledger = Ledger.create(ledger_path, consortium, save_keys=True)
     try:
-        versions = record_models(ledger, institutions, alone, dataset)
+        versions = record_local_results(ModelRegistry(ledger), institutions, alone, dataset)
         t = timed("ledger_models", t)
 
         weights = level2_weights(institutions, alone, dataset.n_classes)
@@ -290,7 +219,8 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path = "efl_out", *,
         plaintext_probs = weighted_mean(list(level1.values()), list(weights.values()))
         log(f"[4/6] level 2: secure weighted mean over {len(institutions)} MPyC party "
             f"processes (weights {', '.join(f'{w:.2f}' for w in weights.values())})")
-        secure = run_secure_round(ledger, versions, level1, weights, config.n_parties, dataset)
+        secure = run_secure_round(ledger, versions, level1, weights, config.n_parties, dataset,
+                                  frac_bits=config.fixed_point_bits)
         t = timed("secure_round", t)
     finally:
         ledger.close()

@@ -242,8 +242,8 @@ def plot_model_versions(ledger_path: str | Path) -> Figure:
 
 def save_plots(result: ExperimentResult, out_dir: str | Path) -> list[Path]:
     """Writes every plot of :data:`PLOTS` as PNG into ``out_dir``; returns the paths."""
+    from efl_toolkit.course.viz import plot_metric_comparison
     from efl_toolkit.data.plots import plot_class_distribution
-    from efl_toolkit.viz import plot_metric_comparison
 
     out = Path(out_dir)
     figures = {

@@ -1,4 +1,5 @@
-"""Baselines: centralized (upper bound) and each institution alone (lower bound), on test."""
+"""Centralized (upper bound, efl_toolkit.baselines) and each institution alone (the method's
+level 1, efl_toolkit.federation.level1, also the lower bound), on test."""
 
 from __future__ import annotations
 
@@ -8,16 +9,16 @@ import jax
 import numpy as np
 import pytest
 
-from efl_toolkit.baselines import (
-    best_single,
-    institution_architectures,
-    train_centralized,
-    train_each_alone,
-)
+from efl_toolkit.baselines import train_centralized
 from efl_toolkit.config import TrainConfig, get_config
 from efl_toolkit.data import load_dataset
 from efl_toolkit.data.institution import CapacityProfile, Institution
 from efl_toolkit.data.medmnist import Split
+from efl_toolkit.federation.level1 import (
+    best_single,
+    institution_architectures,
+    train_each_alone,
+)
 from efl_toolkit.training import evaluate, predict_proba
 
 CONFIG = TrainConfig(epochs=3, batch_size=16, learning_rate=3e-3, augment=False)

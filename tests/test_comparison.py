@@ -9,8 +9,8 @@ import jax
 import numpy as np
 import pytest
 
-from efl_toolkit.baselines import train_each_alone
-from efl_toolkit.comparison import (
+from efl_toolkit.config import TrainConfig
+from efl_toolkit.course.comparison import (
     best_row,
     ensemble_rows,
     evaluation_row,
@@ -21,12 +21,7 @@ from efl_toolkit.comparison import (
     validation_accuracies,
     verdict,
 )
-from efl_toolkit.config import TrainConfig
-from efl_toolkit.data import load_dataset, make_institutions
-from efl_toolkit.ensemble import weighted_mean
-from efl_toolkit.fedavg import affordability, common_architecture, parameter_summary
-from efl_toolkit.models import architecture_names
-from efl_toolkit.summaries import (
+from efl_toolkit.course.summaries import (
     architecture_rows,
     capacity_rows,
     institution_rows,
@@ -34,6 +29,11 @@ from efl_toolkit.summaries import (
     model_rows,
     training_histories,
 )
+from efl_toolkit.data import load_dataset, make_institutions
+from efl_toolkit.ensemble import weighted_mean
+from efl_toolkit.federation.fedavg import affordability, common_architecture, parameter_summary
+from efl_toolkit.federation.level1 import train_each_alone
+from efl_toolkit.models import architecture_names
 from efl_toolkit.training import evaluate, predict_proba
 from efl_toolkit.training.serialize import version_hash
 

@@ -10,18 +10,19 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from efl_toolkit.baselines.fedavg import fedavg_train
 from efl_toolkit.config import TrainConfig
 from efl_toolkit.data import Split, load_dataset, make_institutions
-from efl_toolkit.fedavg import (
+from efl_toolkit.federation.fedavg import (
     ArchitectureMismatchError,
     average_parameters,
     check_averageable,
     fedavg_init,
     fedavg_model,
     fedavg_round,
-    fedavg_train,
     mismatch_reason,
     parameter_shapes,
+    weighted_average,
 )
 from efl_toolkit.models import build_model
 from efl_toolkit.rng import institution_key
@@ -96,6 +97,31 @@ def test_round_is_the_n_train_weighted_average_of_local_training(tiny):
     for path in got:
         np.testing.assert_allclose(got[path], expected[path], rtol=1e-5, atol=1e-6)
     assert not np.allclose(local[0][("linear", "kernel")], local[1][("linear", "kernel")])
+
+
+def test_aggregation_is_a_pluggable_pure_function(tiny):
+    dataset, institutions = tiny
+    state = fedavg_init("logistic", dataset.image_shape, 2, jax.random.key(3))
+    seen = []
+
+    def spy(trees, weights):
+        seen.append((len(trees), np.asarray(weights)))
+        return weighted_average(trees, weights)
+
+    default = fedavg_round(state, institutions, jax.random.key(4), CONFIG)
+    plugged = fedavg_round(state, institutions, jax.random.key(4), CONFIG, aggregate=spy)
+    (n_trees, weights), = seen
+    sizes = np.array([inst.n_train for inst in institutions], float)
+    assert n_trees == 3
+    np.testing.assert_allclose(weights, sizes / sizes.sum())
+    a, b = flat_params(default.params), flat_params(plugged.params)
+    assert all(np.array_equal(a[p], b[p]) for p in a)
+
+    first_only = fedavg_round(state, institutions, jax.random.key(4), CONFIG,
+                              aggregate=lambda trees, weights: trees[0])
+    assert not np.allclose(flat_params(first_only.params)[("linear", "kernel")],
+                           a[("linear", "kernel")])
+    assert first_only.round == 1 and first_only.weights == default.weights
 
 
 def test_keys_make_rounds_reproducible(tiny):

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from efl_toolkit.data import CapacityProfile, Institution, Split, load_dataset, make_institutions
-from efl_toolkit.heterogeneity import (
+from efl_toolkit.course.heterogeneity import (
     class_distributions,
     compare_partitions,
     heterogeneity_stats,
     institution_label_skew,
 )
+from efl_toolkit.data import CapacityProfile, Institution, Split, load_dataset, make_institutions
 
 
 @pytest.fixture(scope="module")

@@ -1,17 +1,14 @@
-"""Ledger teaching helpers (efl_toolkit.ledger.teaching): real models committed to a real SQLite
-ledger, attacks on scratch copies, the ``efl`` command in a subprocess, and the figures."""
+"""Ledger teaching helpers (efl_toolkit.ledger.teaching): attacks on scratch copies of a real
+SQLite ledger, the ``efl`` command in a subprocess, and the figures. (Committing real models:
+tests/test_record.py.)"""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
-from flax import nnx
 
-from efl_toolkit.data.institution import CapacityProfile, Institution
-from efl_toolkit.data.medmnist import Split
 from efl_toolkit.ledger import (
     Consortium,
     Ledger,
@@ -23,7 +20,6 @@ from efl_toolkit.ledger import (
 )
 from efl_toolkit.ledger.tamper import TAMPER_KINDS
 from efl_toolkit.ledger.teaching import (
-    commit_model,
     edited,
     efl_command,
     plot_chain,
@@ -32,12 +28,8 @@ from efl_toolkit.ledger.teaching import (
     tamper_demo,
     tamper_rows,
 )
-from efl_toolkit.models import build_model
-from efl_toolkit.training import evaluate, predict_proba
-from efl_toolkit.training.serialize import params_from_bytes, version_hash
 
 MEMBERS = ["hospital-a", "hospital-b", "clinic-c"]
-SHAPE = (8, 8, 1)
 
 #: Which check must catch each attack (on a block holding a model commit).
 EXPECTED_CHECK = {"edit_payload": "merkle root", "rewrite_history": "signature",
@@ -45,68 +37,19 @@ EXPECTED_CHECK = {"edit_payload": "merkle root", "rewrite_history": "signature",
                   "corrupt_artifact": "artifact hash", "delete_block": "encoding"}
 
 
-def _institution(inst_id: str, seed: int, one_class_val: bool = False) -> Institution:
-    rng = np.random.default_rng(seed)
-    train = Split(rng.random((30, *SHAPE), dtype=np.float32), rng.integers(0, 2, 30))
-    val_labels = np.zeros(12, dtype=np.int64) if one_class_val else np.arange(12) % 2
-    val = Split(rng.random((12, *SHAPE), dtype=np.float32), val_labels)
-    return Institution(inst_id, train, val, CapacityProfile.preset("small"))
-
-
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
-    """A ledger with two versions of a real model at hospital-a (blocks 1 and 2) and a round."""
+    """A ledger with two versions of a model at hospital-a (blocks 1 and 2) and a round."""
     path = tmp_path_factory.mktemp("chain") / "ledger.sqlite"
     ledger = Ledger.create(path, Consortium.generate(MEMBERS, seed=1))
     registry = ModelRegistry(ledger)
-    inst = _institution("hospital-a", 0)
-    m1 = build_model("logistic", SHAPE, 2, nnx.Rngs(0))
-    m2 = build_model("logistic", SHAPE, 2, nnx.Rngs(1))
-    v1 = commit_model(registry, inst, m1, architecture="logistic", n_classes=2,
-                      model_id="line-a")
-    v2 = commit_model(registry, inst, m2, architecture="logistic", n_classes=2, parent=v1,
-                      model_id="line-a")
+    v1 = registry.model_commit("hospital-a", "line-a", b"weights-1", None, "logistic",
+                               {"val_accuracy": 0.6}, {"n_train": 30})
+    v2 = registry.model_commit("hospital-a", "line-a", b"weights-2", v1, "logistic",
+                               {"val_accuracy": 0.7}, {"n_train": 30})
     registry.start_round("hospital-b", "r1", [v2], {"parties": 3})
     ledger.close()
-    return {"path": path, "inst": inst, "models": (m1, m2), "versions": (v1, v2)}
-
-
-def test_commit_model_records_the_real_parameters_and_validation_scores(chain):
-    m1, m2 = chain["models"]
-    v1, v2 = chain["versions"]
-    inst = chain["inst"]
-    assert (v1, v2) == (version_hash(m1), version_hash(m2))
-    with open_ledger(chain["path"]) as view:
-        assert view.report.ok
-        registry = ModelRegistry(view)
-        record = registry.get(v2)
-        scores = evaluate(predict_proba(m2, inst.val.images), inst.val.labels, 2)
-        assert record.metrics == {"val_accuracy": round(scores.accuracy, 6),
-                                  "val_auc": round(scores.auc, 6)}
-        assert record.data_summary == {"n_train": 30, "n_val": 12,
-                                       "class_counts": inst.train.class_counts(2).tolist()}
-        assert (record.parent, record.architecture, record.model_id) == (v1, "logistic",
-                                                                          "line-a")
-        assert registry.get(v1).parent is None
-        restored = params_from_bytes(build_model("logistic", SHAPE, 2, nnx.Rngs(7)),
-                                     registry.checkout(v2))
-        assert version_hash(restored) == v2
-
-
-def test_commit_model_leaves_out_an_undefined_auc_and_can_batch(tmp_path):
-    ledger = Ledger.create(tmp_path / "l.sqlite", Consortium.generate(MEMBERS, seed=2))
-    registry = ModelRegistry(ledger)
-    single_class = _institution("clinic-c", 3, one_class_val=True)
-    model = build_model("mlp", SHAPE, 2, nnx.Rngs(0))
-    version = commit_model(registry, single_class, model, architecture="mlp", n_classes=2,
-                           commit=False)
-    assert ledger.height == 0 and len(ledger.pending) == 1
-    ledger.commit_block()
-    assert set(registry.get(version).metrics) == {"val_accuracy"}
-    with pytest.raises(TransactionRejected, match="membership"):
-        commit_model(registry, _institution("intruder", 4), model, architecture="mlp",
-                     n_classes=2)
-    ledger.close()
+    return {"path": path, "versions": (v1, v2)}
 
 
 def test_edited_keeps_the_old_signature_and_the_ledger_refuses_it(chain, tmp_path):

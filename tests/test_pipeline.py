@@ -11,8 +11,16 @@ import numpy as np
 import pytest
 
 from efl_toolkit.config import get_config
-from efl_toolkit.ledger import open_ledger
-from efl_toolkit.pipeline import prepare_out_dir, run_experiment, with_helper_parties
+from efl_toolkit.data import load_dataset
+from efl_toolkit.federation.record import NewVersion, commit_versions
+from efl_toolkit.ledger import Consortium, Ledger, ModelRegistry, open_ledger
+from efl_toolkit.pipeline import (
+    ROUND_ID,
+    prepare_out_dir,
+    run_experiment,
+    run_secure_round,
+    with_helper_parties,
+)
 from efl_toolkit.report import REQUIRED_KEYS
 
 EFL = [sys.executable, "-m", "efl_toolkit.cli"]
@@ -153,3 +161,25 @@ def test_demo_on_embedded_breastmnist_beats_every_institution(breastmnist_experi
     verify = subprocess.run([*EFL, "ledger", "verify", str(out / "ledger.sqlite")],
                             capture_output=True, text=True, timeout=120)
     assert verify.returncode == 0 and "OK" in verify.stdout
+
+
+def test_config_fixed_point_bits_reach_the_secure_round(tmp_path, make_npz):
+    config = get_config("classroom_fast", fixed_point_bits=8)
+    dataset = load_dataset(make_npz(sizes=(20, 6, 8), side=8))
+    rng = np.random.default_rng(0)
+    probs = {f"hospital-{c}": rng.dirichlet(np.ones(2), size=len(dataset.test)) for c in "ab"}
+    ledger_path = prepare_out_dir(tmp_path / "out")
+    ledger = Ledger.create(ledger_path, Consortium.generate(list(probs), seed=0))
+    registry = ModelRegistry(ledger)
+    versions = {inst: commit_versions(registry, inst, {
+        "mlp": NewVersion(inst.encode(), "mlp", {"acc": 0.5}, {})}) for inst in probs}
+    try:
+        result = run_secure_round(ledger, versions, probs, {inst: 0.5 for inst in probs}, None,
+                                  dataset, frac_bits=config.fixed_point_bits)
+    finally:
+        ledger.close()
+    assert result.fixed_point.frac_bits == 8
+    np.testing.assert_allclose(result.mean, np.mean(list(probs.values()), axis=0),
+                               atol=result.fixed_point.error_bound)
+    with open_ledger(ledger_path) as view:
+        assert {r.round_id: r for r in view.rounds()}[ROUND_ID].protocol["frac_bits"] == 8

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, roc_auc_score
 
-from efl_toolkit.baselines import train_institution
 from efl_toolkit.config import get_config
-from efl_toolkit.heterogeneity import institution_label_skew
+from efl_toolkit.course.heterogeneity import institution_label_skew
+from efl_toolkit.federation.level1 import train_institution
+from efl_toolkit.federation.level2 import level2_weights
 from efl_toolkit.ledger import LedgerError, hash_array, open_ledger
-from efl_toolkit.pipeline import level2_weights
 from efl_toolkit.playground import (
     POISON_KINDS,
     agreement_matrix,

@@ -6,8 +6,7 @@ import shutil
 
 import pytest
 
-from efl_toolkit.data import medmnist
-from efl_toolkit.setup_check import (
+from efl_toolkit.course.setup_check import (
     CheckResult,
     SetupError,
     check_embedded_data,
@@ -23,6 +22,7 @@ from efl_toolkit.setup_check import (
     require_ready,
     run_setup_checks,
 )
+from efl_toolkit.data import medmnist
 
 
 def test_the_real_environment_is_ready():

@@ -8,8 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from efl_toolkit.data import load_dataset, make_institutions
-from efl_toolkit.viz import (
+from efl_toolkit.course.viz import (
     format_table,
     plot_image_grid,
     plot_metric_comparison,
@@ -17,6 +16,7 @@ from efl_toolkit.viz import (
     plot_rounds,
     plot_training_curves,
 )
+from efl_toolkit.data import load_dataset, make_institutions
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,8 @@
-"""Helpers for learning the ledger: commit real models, forge edits, tamper, draw the chain.
+"""Helpers for learning the ledger: forge edits, tamper, draw the chain.
 
-* :func:`commit_model` serializes a Flax model, scores it on the institution's own validation
-  share and records a MODEL_COMMIT (version = SHA-256 of the parameters);
+(Real models are committed with :func:`efl_toolkit.federation.record.commit_model`: the ledger
+package knows nothing about training.)
+
 * :func:`edited` is what an attacker without keys can do: change a signed transaction's payload
   and keep the old signature (which then no longer verifies);
 * :func:`tamper_demo` applies named attacks to scratch copies and reports, per block, which check
@@ -37,50 +38,9 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, Rectangle
 
 from efl_toolkit.ledger.reader import LedgerView, open_ledger
-from efl_toolkit.ledger.registry import ModelRegistry
 from efl_toolkit.ledger.tamper import TAMPER_KINDS, copy_for_tamper, tamper
 from efl_toolkit.ledger.transactions import Transaction
 from efl_toolkit.ledger.verify import VerificationReport
-
-
-def commit_model(registry: ModelRegistry, institution, model, *, architecture: str,
-                 n_classes: int, model_id: str | None = None, parent: str | None = None,
-                 commit: bool = True) -> str:
-    """Records ``model`` of ``institution`` on the ledger; returns its version hash.
-
-    The metrics are the model's accuracy and AUC on the institution's OWN validation share
-    (an undefined AUC is left out: the ledger accepts numbers only); the data summary holds its
-    training and validation sizes and class counts. The serialized parameters go to the artifact
-    store, so :meth:`ModelRegistry.checkout` can give them back, hash-checked.
-
-    Args:
-        registry: A registry over a writable :class:`~efl_toolkit.ledger.Ledger`.
-        institution: An :class:`~efl_toolkit.data.institution.Institution`.
-        model: A Flax NNX model.
-        architecture: Its architecture name.
-        n_classes: Number of classes.
-        model_id: Name of the model line (default: the architecture).
-        parent: Version this one descends from (``None`` for a first version).
-        commit: Put it in a block at once (``False``: leave it in the pool, to batch).
-
-    Example:
-        >>> version = commit_model(registry, institution, model, architecture="logistic",
-        ...                        n_classes=2)  # doctest: +SKIP
-    """
-    from efl_toolkit.training.evaluate import evaluate
-    from efl_toolkit.training.local import predict_proba
-    from efl_toolkit.training.serialize import params_to_bytes
-
-    scores = evaluate(predict_proba(model, institution.val.images), institution.val.labels,
-                      n_classes, warn=False)
-    metrics = {"val_accuracy": round(float(scores.accuracy), 6)}
-    if not math.isnan(scores.auc):
-        metrics["val_auc"] = round(float(scores.auc), 6)
-    summary = {"n_train": institution.n_train, "n_val": institution.n_val,
-               "class_counts": institution.train.class_counts(n_classes).tolist()}
-    return registry.model_commit(institution.id, model_id or architecture,
-                                 params_to_bytes(model), parent, architecture, metrics, summary,
-                                 commit=commit)
 
 
 def edited(tx: Transaction, **changes) -> Transaction:

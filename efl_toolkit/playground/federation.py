@@ -19,11 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from efl_toolkit.baselines import BaselineResult, train_each_alone
 from efl_toolkit.config import ExperimentConfig
 from efl_toolkit.data import Dataset, Institution, load_dataset, make_institutions
 from efl_toolkit.ensemble import weights_from_scores, weights_from_sizes
-from efl_toolkit.pipeline import WEIGHT_FLOOR, own_validation_auc
+from efl_toolkit.federation.level1 import LocalResult, train_each_alone
+from efl_toolkit.federation.level2 import WEIGHT_FLOOR, own_validation_auc
 from efl_toolkit.rng import experiment_keys
 from efl_toolkit.training import evaluate
 
@@ -50,7 +50,7 @@ class Federation:
     config: ExperimentConfig
     dataset: Dataset
     institutions: tuple[Institution, ...]
-    results: dict[str, BaselineResult]
+    results: dict[str, LocalResult]
     val_auc: dict[str, float]
     poisoned: dict[str, str] = dataclasses.field(default_factory=dict)
     lies: dict[str, float] = dataclasses.field(default_factory=dict)

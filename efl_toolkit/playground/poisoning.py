@@ -20,8 +20,8 @@ import dataclasses
 
 import numpy as np
 
-from efl_toolkit.baselines import train_institution
 from efl_toolkit.data import Split
+from efl_toolkit.federation.level1 import train_institution
 from efl_toolkit.playground.federation import Federation, own_validation_auc
 from efl_toolkit.rng import experiment_keys, institution_key
 

@@ -12,15 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from efl_toolkit.data import Institution
+from efl_toolkit.federation.record import record_local_results, validation_scores
 from efl_toolkit.ledger import Consortium, Ledger, LedgerError, ModelRegistry, open_ledger
 from efl_toolkit.pipeline import ROUND_ID, prepare_out_dir, run_secure_round
 from efl_toolkit.playground.federation import Federation
 from efl_toolkit.secure import SecureEnsembleResult
-from efl_toolkit.training import evaluate, predict_proba
-from efl_toolkit.training.serialize import params_to_bytes
+from efl_toolkit.training import TrainResult
 
 
 @dataclass(frozen=True)
@@ -40,21 +38,17 @@ class RecordedRound:
     secure: SecureEnsembleResult
 
 
-def _model_claims(model, institution: Institution, n_classes: int, ensemble_claim: float,
-                  lie: float | None) -> dict:
+def _claims(fed: Federation, inst: Institution, trained: TrainResult) -> dict:
     """What a model's MODEL_COMMIT reports about validation on the institution's own share.
 
-    ``own_val_auc``: this model's AUC; ``ensemble_val_auc``: the institution's local-ensemble
-    AUC, the claim its level-2 weight comes from. A liar reports ``lie`` for both.
+    ``own_val_accuracy`` and ``own_val_auc``: this model's scores; ``ensemble_val_auc``: the
+    institution's local-ensemble AUC, the claim its level-2 weight comes from. A liar reports
+    its lie for both AUCs.
     """
-    ev = evaluate(predict_proba(model, institution.val.images), institution.val.labels,
-                  n_classes, warn=False)
-    auc = ev.auc if lie is None else lie
-    claims = {"own_val_accuracy": round(float(ev.accuracy), 6),
-              "ensemble_val_auc": round(float(ensemble_claim), 6)}
-    if np.isfinite(auc):
-        claims["own_val_auc"] = round(float(auc), 6)
-    return claims
+    lie = fed.lies.get(inst.id)
+    return {**validation_scores(trained.model, inst, fed.dataset.n_classes, prefix="own_val_",
+                                auc=lie),
+            "ensemble_val_auc": round(float(fed.val_auc[inst.id]), 6)}
 
 
 def record_federation(fed: Federation, out_dir: str | Path,
@@ -65,8 +59,10 @@ def record_federation(fed: Federation, out_dir: str | Path,
     validation share (the model's AUC and accuracy, and the local ensemble's AUC that its
     level-2 weight comes from: :attr:`Federation.val_auc`, which holds a liar's lie) and a
     summary of its own data; ROUND_START records the public
-    weights; ROUND_RESULT the hash of the opened mean (see :func:`efl_toolkit.pipeline.
-    run_secure_round`). Keys come from the config's seed (a classroom simulation).
+    weights; ROUND_RESULT the hash of the opened mean (see
+    :func:`efl_toolkit.pipeline.run_secure_round`; commits go through
+    :func:`efl_toolkit.federation.record.record_local_results`). Keys come from the config's
+    seed (a classroom simulation).
 
     Args:
         fed: The federation (poisoned or not).
@@ -75,25 +71,13 @@ def record_federation(fed: Federation, out_dir: str | Path,
     """
     ledger_path = prepare_out_dir(out_dir)
     weights = dict(fed.val_weights if weights is None else weights)
-    n_classes = fed.dataset.n_classes
     ledger = Ledger.create(ledger_path, Consortium.generate(list(fed.ids), seed=fed.config.seed))
     try:
-        registry = ModelRegistry(ledger)
-        versions: dict[str, dict[str, str]] = {}
-        for inst in fed.institutions:
-            result = fed.results[inst.id]
-            summary = {"dataset": fed.dataset.name, "n_train": inst.n_train, "n_val": inst.n_val,
-                       "class_counts": inst.train.class_counts(n_classes).tolist(),
-                       "device": inst.device.name, "capacity": inst.capacity.tier}
-            versions[inst.id] = {
-                arch: registry.model_commit(inst.id, arch, params_to_bytes(trained.model), None,
-                                            arch, _model_claims(trained.model, inst, n_classes,
-                                                                fed.val_auc[inst.id],
-                                                                fed.lies.get(inst.id)),
-                                            summary, commit=False)
-                for arch, trained in zip(result.architectures, result.trained, strict=True)}
-        ledger.commit_block()
-        secure = run_secure_round(ledger, versions, fed.test_probs, weights, None, fed.dataset)
+        versions = record_local_results(
+            ModelRegistry(ledger), fed.institutions, fed.results, fed.dataset,
+            metrics=lambda inst, trained, _test: _claims(fed, inst, trained))
+        secure = run_secure_round(ledger, versions, fed.test_probs, weights, None, fed.dataset,
+                                  frac_bits=fed.config.fixed_point_bits)
     finally:
         ledger.close()
     return RecordedRound(ledger_path, versions, weights, secure)

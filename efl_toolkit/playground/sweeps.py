@@ -16,9 +16,9 @@ from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
 from efl_toolkit.config import ExperimentConfig
+from efl_toolkit.course.heterogeneity import institution_label_skew
 from efl_toolkit.data import Dataset, load_dataset
 from efl_toolkit.ensemble import combine, weighted_mean
-from efl_toolkit.heterogeneity import institution_label_skew
 from efl_toolkit.playground.federation import (
     LIGHT_TIERS,
     Federation,

@@ -1,16 +1,21 @@
-"""Federated averaging (FedAvg) over institutions that all train the same architecture.
+"""Federated averaging (FedAvg), the algorithm: rounds of local training and a weighted average.
 
-FedAvg is the classic federated learning algorithm: a global model is sent to every
-institution, each trains it for a few local epochs on its own data, and the new global model is
-the average of their parameters weighted by their number of training examples. It is the
-toolkit's **homogeneous baseline**: everyone must train the *same* architecture (here the small
-CNN), which is exactly what institutions of different capacity cannot do.
+FedAvg (McMahan, Moore, Ramage, Hampson, Agüera y Arcas, "Communication-Efficient Learning of
+Deep Networks from Decentralized Data", AISTATS 2017) sends a global model to every
+participant; each trains it for a few local epochs on its own data, and the new global model is
+the average of their parameters weighted by their number of training examples. Here it is the
+tool of the method's federated groups (institutions that afford the same architecture) and of
+the homogeneous baseline (:mod:`efl_toolkit.baselines.fedavg`).
 
-Averaging needs every institution's parameters to be the same tree of arrays with the same
-shapes. :func:`average_parameters` checks that first and raises
+Averaging needs every participant's parameters to be the same tree of arrays with the same
+shapes. :func:`check_averageable` checks that first and raises
 :class:`ArchitectureMismatchError`, naming the institutions and the first difference, when
 models of different architectures are mixed: the reason the toolkit ensembles *predictions*
-instead.
+across architectures instead.
+
+The aggregation step is a separate pure function, ``aggregate(trees, weights) -> tree``:
+:func:`weighted_average` (in the clear) by default; :func:`fedavg_round` takes another one,
+e.g. a secure aggregation of the weighted update sum.
 
 The functions are pure: :func:`fedavg_init` and :func:`fedavg_round` return new
 :class:`FedAvgState` values and take explicit PRNG keys; institution ``i`` in round ``r`` trains
@@ -31,15 +36,14 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from tqdm.auto import tqdm
 
 from efl_toolkit.config import TrainConfig
 from efl_toolkit.data.institution import Institution
@@ -47,11 +51,11 @@ from efl_toolkit.data.medmnist import Split
 from efl_toolkit.models.capacity import estimate_cost, fits
 from efl_toolkit.models.zoo import architecture_names, build_model
 from efl_toolkit.rng import institution_key
-from efl_toolkit.training.evaluate import EvaluationResult, evaluate
-from efl_toolkit.training.local import predict_proba, train_local
+from efl_toolkit.training.local import train_local
 
-#: The architecture of the homogeneous FedAvg baseline ("a homogeneous small CNN").
-BASELINE_ARCH = "cnn"
+#: ``aggregate(trees, weights) -> tree``: combines the participants' variable trees (one per
+#: participant, same structure) with their normalized weights into the new global tree.
+Aggregator = Callable[[list[Any], np.ndarray], Any]
 
 
 class ArchitectureMismatchError(ValueError):
@@ -78,28 +82,6 @@ class FedAvgState:
     rest: nnx.State
     round: int = 0
     weights: tuple[float, ...] = ()
-
-
-@dataclass(frozen=True)
-class FedAvgRun:
-    """Outcome of :func:`fedavg_train`.
-
-    Attributes:
-        state: The final global model.
-        history: One dict per round: ``round``, ``accuracy``, ``auc`` (on the evaluation split)
-            and ``seconds`` (wall time of the round, evaluation excluded).
-        accuracy: Final accuracy on the evaluation split.
-        auc: Final AUC on the evaluation split.
-        seconds: Wall time of the whole run.
-        final: The full evaluation of the final global model.
-    """
-
-    state: FedAvgState
-    history: tuple[dict, ...]
-    accuracy: float
-    auc: float
-    seconds: float
-    final: EvaluationResult
 
 
 def parameter_shapes(model: nnx.Module) -> dict[str, tuple[int, ...]]:
@@ -180,6 +162,36 @@ def _weighted_sum(trees: list, weights: jax.Array):
     return jax.tree.map(combine, *trees)
 
 
+def _normalized(weights: Sequence[float] | np.ndarray | None, n: int) -> np.ndarray:
+    w = np.asarray([1.0] * n if weights is None else weights, dtype=np.float64)
+    if w.shape != (n,) or not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"need {n} finite non-negative weights with a positive sum, "
+                         f"got {list(np.atleast_1d(w))}")
+    return w / w.sum()
+
+
+def weighted_average(trees: list[Any], weights: np.ndarray) -> Any:
+    """The plaintext aggregation: ``sum_k w_k * trees[k]`` leaf by leaf, weights normalized.
+
+    Non-float leaves (counters and the like) are taken from the first tree, not averaged.
+
+    Args:
+        trees: One variable tree per participant, all of the same structure and shapes.
+        weights: One non-negative weight per tree (normalized here).
+
+    Raises:
+        ValueError: No trees, or bad weights.
+
+    Example:
+        >>> weighted_average([{"w": jnp.ones(2)}, {"w": jnp.zeros(2)}], np.array([3.0, 1.0]))
+        {'w': Array([0.75, 0.75], dtype=float32)}
+    """
+    if not trees:
+        raise ValueError("no parameter trees to average")
+    w = _normalized(weights, len(trees))
+    return _weighted_sum(list(trees), jnp.asarray(w, jnp.float32))
+
+
 def average_parameters(models: Mapping[str, nnx.Module],
                        weights: Sequence[float] | None = None) -> nnx.Module:
     """A new model whose variables are the weighted average of the given models' variables.
@@ -202,14 +214,9 @@ def average_parameters(models: Mapping[str, nnx.Module],
         True
     """
     check_averageable(models)
-    w = np.asarray([1.0] * len(models) if weights is None else weights, dtype=np.float64)
-    if w.shape != (len(models),) or not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
-        raise ValueError(f"need {len(models)} finite non-negative weights with a positive sum, "
-                         f"got {list(np.atleast_1d(w))}")
-    w = w / w.sum()
+    w = _normalized(weights, len(models))
     splits = [nnx.split(model) for model in models.values()]
-    state = _weighted_sum([s for _, s in splits], jnp.asarray(w, jnp.float32))
-    return nnx.merge(splits[0][0], state)
+    return nnx.merge(splits[0][0], weighted_average([s for _, s in splits], w))
 
 
 def fedavg_init(arch: str, image_shape: tuple[int, int, int], n_classes: int,
@@ -237,7 +244,15 @@ def fedavg_model(state: FedAvgState) -> nnx.Module:
     return nnx.merge(state.graphdef, state.params, state.rest)
 
 
-def _check_institutions(institutions: Sequence[Institution]) -> None:
+def check_institutions(institutions: Sequence[Institution]) -> None:
+    """Raises ``ValueError`` unless there are participants and each has training data.
+
+    Example:
+        >>> check_institutions([])
+        Traceback (most recent call last):
+        ...
+        ValueError: FedAvg needs at least one institution
+    """
     if not institutions:
         raise ValueError("FedAvg needs at least one institution")
     for inst in institutions:
@@ -246,8 +261,9 @@ def _check_institutions(institutions: Sequence[Institution]) -> None:
 
 
 def fedavg_round(state: FedAvgState, institutions: Sequence[Institution], key: jax.Array,
-                 config: TrainConfig | None = None, *, local_epochs: int = 1) -> FedAvgState:
-    """One FedAvg round: local training everywhere, then the ``n_train``-weighted average.
+                 config: TrainConfig | None = None, *, local_epochs: int = 1,
+                 aggregate: Aggregator | None = None) -> FedAvgState:
+    """One FedAvg round: local training everywhere, then the ``n_train``-weighted aggregate.
 
     Every institution starts from the global model and trains ``local_epochs`` epochs on its
     own training share (Adam with the config's learning rate, batch size, weight decay and
@@ -260,11 +276,15 @@ def fedavg_round(state: FedAvgState, institutions: Sequence[Institution], key: j
         key: The run's key; per round and institution keys are folded in from it.
         config: Local hyper-parameters (``epochs`` is ignored: ``local_epochs`` is used).
         local_epochs: Passes over each institution's data per round (>= 1).
+        aggregate: ``aggregate(trees, weights) -> tree`` over the trained models' variable
+            trees (institution order) and the ``n_train`` shares; default
+            :func:`weighted_average`, the plaintext weighted mean.
 
     Returns:
         The new state, with ``round`` one higher and the weights used.
 
     Raises:
+        ArchitectureMismatchError: The trained models cannot be averaged.
         ValueError: No institutions, an institution without training data (named), or
             ``local_epochs < 1``.
 
@@ -276,7 +296,7 @@ def fedavg_round(state: FedAvgState, institutions: Sequence[Institution], key: j
         >>> fedavg_round(s, insts, jax.random.key(1)).round
         1
     """
-    _check_institutions(institutions)
+    check_institutions(institutions)
     if int(local_epochs) != local_epochs or local_epochs < 1:
         raise ValueError(f"local_epochs must be an integer >= 1, got {local_epochs!r}")
     local_config = dataclasses.replace(config or TrainConfig(), epochs=int(local_epochs))
@@ -293,71 +313,12 @@ def fedavg_round(state: FedAvgState, institutions: Sequence[Institution], key: j
         trained[inst.id] = result.model
     sizes = np.array([inst.n_train for inst in institutions], dtype=np.float64)
     weights = sizes / sizes.sum()
-    averaged = average_parameters(trained, weights)
-    graphdef, params, rest = nnx.split(averaged, nnx.Param, ...)
+    check_averageable(trained)
+    splits = [nnx.split(model) for model in trained.values()]
+    tree = (aggregate or weighted_average)([s for _, s in splits], weights)
+    graphdef, params, rest = nnx.split(nnx.merge(splits[0][0], tree), nnx.Param, ...)
     return FedAvgState(arch=state.arch, graphdef=graphdef, params=params, rest=rest,
                        round=state.round + 1, weights=tuple(float(w) for w in weights))
-
-
-def fedavg_train(institutions: Sequence[Institution], evaluation: Split, key: jax.Array,
-                 config: TrainConfig | None = None, *, arch: str = BASELINE_ARCH,
-                 rounds: int | None = None, local_epochs: int = 1,
-                 progress: bool = True) -> FedAvgRun:
-    """Runs FedAvg for several rounds and scores the global model after each one.
-
-    Args:
-        institutions: Participants; they all train ``arch``.
-        evaluation: Split the global model is scored on after every round (e.g. the official
-            test split).
-        key: Master key: ``fold_in(key, 0)`` initialises the model, ``fold_in(key, 1)`` drives
-            the rounds.
-        config: Local hyper-parameters.
-        arch: The one architecture everyone trains (default: the small CNN).
-        rounds: Number of rounds; default ``config.epochs // local_epochs`` (the same number of
-            passes over the data as local training).
-        local_epochs: Local epochs per round.
-        progress: Show a per-round progress bar (``tqdm.auto``).
-
-    Returns:
-        A :class:`FedAvgRun` with the per-round history and final metrics.
-
-    Example:
-        >>> from efl_toolkit.data import load_dataset, make_institutions
-        >>> ds = load_dataset("breastmnist")
-        >>> run = fedavg_train(make_institutions(ds, 2), ds.test, jax.random.key(0),
-        ...                    arch="logistic", rounds=2, progress=False)
-        >>> [row["round"] for row in run.history]
-        [1, 2]
-    """
-    started = time.perf_counter()
-    _check_institutions(institutions)
-    config = config or TrainConfig()
-    rounds = max(1, config.epochs // local_epochs) if rounds is None else int(rounds)
-    if rounds < 1:
-        raise ValueError(f"rounds must be >= 1, got {rounds}")
-    if len(evaluation) == 0:
-        raise ValueError("the evaluation split is empty")
-    image_shape = tuple(institutions[0].train.images.shape[1:])
-    n_classes = int(max(int(inst.train.labels.max()) for inst in institutions) + 1)
-    n_classes = max(n_classes, int(evaluation.labels.max()) + 1)
-    state = fedavg_init(arch, image_shape, n_classes, jax.random.fold_in(key, 0))
-    round_key = jax.random.fold_in(key, 1)
-    history, result = [], None
-    bar = tqdm(range(rounds), desc=f"FedAvg ({arch})", disable=not progress, leave=False)
-    for _ in bar:
-        round_started = time.perf_counter()
-        state = fedavg_round(state, institutions, round_key, config, local_epochs=local_epochs)
-        seconds = time.perf_counter() - round_started
-        probs = predict_proba(fedavg_model(state), evaluation.images)
-        result = evaluate(probs, evaluation.labels, n_classes, warn=False)
-        history.append({"round": state.round, "accuracy": result.accuracy, "auc": result.auc,
-                        "seconds": seconds})
-        bar.set_postfix(accuracy=f"{result.accuracy:.3f}")
-    bar.close()
-    last = history[-1]
-    return FedAvgRun(state=state, history=tuple(history), accuracy=float(last["accuracy"]),
-                     auc=float(last["auc"]), seconds=time.perf_counter() - started,
-                     final=result)
 
 
 def parameter_summary(models: Mapping[str, nnx.Module], *, show: int = 2) -> list[dict]:
@@ -385,8 +346,10 @@ def parameter_summary(models: Mapping[str, nnx.Module], *, show: int = 2) -> lis
 
 
 def affordability(institutions: Sequence[Institution], image_shape: tuple[int, int, int],
-                  n_classes: int, arch: str = BASELINE_ARCH) -> list[dict]:
+                  n_classes: int, arch: str = "cnn") -> list[dict]:
     """Whether each institution's capacity affords training ``arch`` on its own share.
+
+    The default ``arch`` is the small CNN of the homogeneous FedAvg baseline.
 
     FedAvg needs *one* architecture everywhere: either the weakest institution's budget caps
     the model for everyone, or some institutions are asked to train beyond their budget.
@@ -417,7 +380,7 @@ def common_architecture(institutions: Sequence[Institution], image_shape: tuple[
         >>> common_architecture(make_institutions(ds, 3, seed=0), ds.image_shape, 2)
         'mlp'
     """
-    _check_institutions(institutions)
+    check_institutions(institutions)
     names = architecture_names()  # least to most capable
     for arch in reversed(names):
         cost = estimate_cost(arch, tuple(image_shape), n_classes)

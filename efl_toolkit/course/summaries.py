@@ -1,8 +1,8 @@
 """Plain-dict rows summarizing institutions, their architectures and their trained models.
 
-Notebooks and reports print these rows with :func:`efl_toolkit.viz.format_table` and plot them
-with the functions of :mod:`efl_toolkit.viz`; they hold only numbers and strings, so they also go
-straight into JSON.
+Notebooks and reports print these rows with :func:`efl_toolkit.course.viz.format_table` and
+plot them with the functions of :mod:`efl_toolkit.course.viz`; they hold only numbers and
+strings, so they also go straight into JSON.
 
 * :func:`architecture_rows`: every architecture's measured size and training cost;
 * :func:`capacity_rows`: each institution's budget, the architectures it affords and their cost;
@@ -25,9 +25,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from efl_toolkit.baselines import BaselineResult, institution_architectures
 from efl_toolkit.data.institution import Institution
 from efl_toolkit.data.medmnist import Dataset
+from efl_toolkit.federation.level1 import LocalResult, institution_architectures
 from efl_toolkit.models.capacity import REFERENCE_SAMPLES, estimate_cost
 from efl_toolkit.models.zoo import ARCHITECTURES, architecture_names
 from efl_toolkit.training.serialize import version_hash
@@ -40,7 +40,7 @@ def capacity_rows(institutions: Sequence[Institution], dataset: Dataset) -> list
     """Each institution's budget, its architectures and what they cost per epoch.
 
     Architectures are the institution's own when set, else those its capacity affords for its
-    training-set size (:func:`efl_toolkit.baselines.institution_architectures`).
+    training-set size (:func:`efl_toolkit.federation.level1.institution_architectures`).
 
     Returns:
         Rows with ``id``, ``tier``, ``budget_gflops``, ``budget_mb``, ``n_train``,
@@ -72,7 +72,7 @@ def capacity_rows(institutions: Sequence[Institution], dataset: Dataset) -> list
     return rows
 
 
-def _check_results(results: Mapping[str, BaselineResult]) -> None:
+def _check_results(results: Mapping[str, LocalResult]) -> None:
     if not results:
         raise ValueError("no training results given")
     for name, result in results.items():
@@ -81,7 +81,7 @@ def _check_results(results: Mapping[str, BaselineResult]) -> None:
                              f"{len(result.architectures)} architectures")
 
 
-def model_rows(results: Mapping[str, BaselineResult]) -> list[dict]:
+def model_rows(results: Mapping[str, LocalResult]) -> list[dict]:
     """One row per trained model.
 
     Returns:
@@ -91,7 +91,7 @@ def model_rows(results: Mapping[str, BaselineResult]) -> list[dict]:
 
     Example:
         >>> import jax
-        >>> from efl_toolkit.baselines import train_each_alone
+        >>> from efl_toolkit.federation.level1 import train_each_alone
         >>> from efl_toolkit.config import TrainConfig
         >>> from efl_toolkit.data import load_dataset, make_institutions
         >>> ds = load_dataset("breastmnist")
@@ -120,12 +120,12 @@ def model_rows(results: Mapping[str, BaselineResult]) -> list[dict]:
     return rows
 
 
-def institution_rows(results: Mapping[str, BaselineResult]) -> list[dict]:
+def institution_rows(results: Mapping[str, LocalResult]) -> list[dict]:
     """Each institution's local ensemble (mean of its models) on the test split.
 
     Example:
         >>> import jax
-        >>> from efl_toolkit.baselines import train_each_alone
+        >>> from efl_toolkit.federation.level1 import train_each_alone
         >>> from efl_toolkit.config import TrainConfig
         >>> from efl_toolkit.data import load_dataset, make_institutions
         >>> ds = load_dataset("breastmnist")
@@ -141,13 +141,13 @@ def institution_rows(results: Mapping[str, BaselineResult]) -> list[dict]:
             for name, result in results.items()]
 
 
-def training_histories(results: Mapping[str, BaselineResult]) -> dict[str, tuple[dict, ...]]:
+def training_histories(results: Mapping[str, LocalResult]) -> dict[str, tuple[dict, ...]]:
     """Per-epoch histories keyed ``"institution/arch"`` (input of
-    :func:`efl_toolkit.viz.plot_training_curves`).
+    :func:`efl_toolkit.course.viz.plot_training_curves`).
 
     Example:
         >>> import jax
-        >>> from efl_toolkit.baselines import train_each_alone
+        >>> from efl_toolkit.federation.level1 import train_each_alone
         >>> from efl_toolkit.config import TrainConfig
         >>> from efl_toolkit.data import load_dataset, make_institutions
         >>> ds = load_dataset("breastmnist")

@@ -1,22 +1,22 @@
-"""Baselines that bracket what the federated ensemble can gain.
+"""Level 1 of the method: every institution's local models and its local ensemble.
 
-* **Centralized** (the upper bound): one model trained on the pooled official training split,
-  early-stopped on the official validation split: what a single hospital holding everybody's
-  data would get, i.e. exactly what privacy rules forbid.
-* **Each institution alone** (the lower bound): every institution trains its own architectures
-  on its own share only; its local ensemble is the mean of its models' class probabilities.
+Each institution trains the architectures its capacity affords (or the ones it was given) on
+its own training share, early-stopped on its own validation share; its **local ensemble** is the
+mean of its models' class probabilities. Nothing leaves the institution but, later, its
+probabilities on the shared query set (level 2, :mod:`efl_toolkit.federation.level2`).
 
-Every result is evaluated on the dataset's official test split.
+:func:`train_each_alone` is also the lower-bound baseline ("each institution alone",
+:mod:`efl_toolkit.baselines`). Every result is evaluated on the dataset's official test split.
 
 Example:
-    >>> from efl_toolkit.baselines import train_centralized
-    >>> from efl_toolkit.config import TrainConfig
-    >>> from efl_toolkit.data import load_dataset
     >>> import jax
+    >>> from efl_toolkit.config import TrainConfig
+    >>> from efl_toolkit.data import load_dataset, make_institutions
     >>> ds = load_dataset("breastmnist")
-    >>> result = train_centralized(ds, "logistic", TrainConfig(epochs=2), jax.random.key(0))
-    >>> 0.5 < result.test.accuracy <= 1.0
-    True
+    >>> inst = make_institutions(ds, 2, capacities=["tiny", "tiny"], seed=0)[0]
+    >>> result = train_institution(inst, ds, TrainConfig(epochs=1), jax.random.key(0))
+    >>> result.name, result.architectures, 0.0 <= result.test.accuracy <= 1.0
+    ('hospital-a', ('logistic',), True)
 """
 
 from __future__ import annotations
@@ -37,11 +37,13 @@ from efl_toolkit.training.local import TrainResult, predict_proba, train_local
 
 
 @dataclass(frozen=True)
-class BaselineResult:
-    """Test-split outcome of one baseline.
+class LocalResult:
+    """Test-split outcome of one institution's local models and local ensemble.
+
+    (The centralized baseline returns one too, named ``"centralized"``, with one model.)
 
     Attributes:
-        name: ``"centralized"`` or the institution id.
+        name: The institution id (or ``"centralized"``).
         architectures: The architectures trained (one model each).
         test: Evaluation of the mean of the models' test probabilities (the local ensemble;
             the model itself when there is one).
@@ -76,53 +78,29 @@ class BaselineResult:
         }
 
 
-def _train_config(config: TrainConfig | ExperimentConfig | None) -> TrainConfig:
+def train_config(config: TrainConfig | ExperimentConfig | None) -> TrainConfig:
+    """The training hyper-parameters of a ``TrainConfig``, an ``ExperimentConfig`` or ``None``.
+
+    Example:
+        >>> train_config(None) == TrainConfig()
+        True
+    """
     if config is None:
         return TrainConfig()
     return config.train if isinstance(config, ExperimentConfig) else config
 
 
-def _evaluate_models(name: str, trained: Sequence[TrainResult], architectures: Sequence[str],
-                     dataset: Dataset, n_train: int) -> BaselineResult:
+def evaluate_models(name: str, trained: Sequence[TrainResult], architectures: Sequence[str],
+                    dataset: Dataset, n_train: int) -> LocalResult:
+    """Scores each trained model and their mean (the local ensemble) on the test split."""
     n_classes = dataset.n_classes
     probs = [predict_proba(result.model, dataset.test.images) for result in trained]
     per_model = {arch: evaluate(p, dataset.test.labels, n_classes, warn=False)
                  for arch, p in zip(architectures, probs, strict=True)}
     mean = np.mean(probs, axis=0)
-    return BaselineResult(name, tuple(architectures),
-                          evaluate(mean, dataset.test.labels, n_classes, warn=False),
-                          per_model, tuple(trained), mean, n_train)
-
-
-def train_centralized(dataset: Dataset, arch: str = "cnn",
-                      config: TrainConfig | ExperimentConfig | None = None,
-                      key: jax.Array | None = None, *, progress: bool = False,
-                      monitor: str = "val_loss") -> BaselineResult:
-    """The upper bound: one model on the pooled training split, evaluated on the test split.
-
-    Args:
-        dataset: The dataset (its official train, val and test splits are used).
-        arch: Architecture name.
-        config: Training hyper-parameters (a ``TrainConfig`` or an ``ExperimentConfig``).
-        key: PRNG key (default ``jax.random.key(0)``).
-        progress: Show a progress bar.
-        monitor: Early-stopping criterion (see :func:`~efl_toolkit.training.train_local`).
-
-    Returns:
-        A :class:`BaselineResult` named ``"centralized"``.
-
-    Example:
-        >>> from efl_toolkit.data import load_dataset
-        >>> ds = load_dataset("breastmnist")
-        >>> r = train_centralized(ds, "logistic", TrainConfig(epochs=1), jax.random.key(1))
-        >>> r.name, r.architectures
-        ('centralized', ('logistic',))
-    """
-    key = jax.random.key(0) if key is None else key
-    result = train_local(arch, dataset.train, dataset.val, key, _train_config(config),
-                         n_classes=dataset.n_classes, progress=progress, monitor=monitor,
-                         description=f"centralized {arch}")
-    return _evaluate_models("centralized", [result], [arch], dataset, len(dataset.train))
+    return LocalResult(name, tuple(architectures),
+                       evaluate(mean, dataset.test.labels, n_classes, warn=False),
+                       per_model, tuple(trained), mean, n_train)
 
 
 def institution_architectures(institution: Institution, dataset: Dataset,
@@ -150,7 +128,7 @@ def institution_architectures(institution: Institution, dataset: Dataset,
 
 def train_institution(institution: Institution, dataset: Dataset,
                       config: TrainConfig | ExperimentConfig | None, key: jax.Array, *,
-                      progress: bool = False, monitor: str = "val_loss") -> BaselineResult:
+                      progress: bool = False, monitor: str = "val_loss") -> LocalResult:
     """Trains one institution's architectures on its own share and evaluates them on test.
 
     Each architecture gets its own key: ``fold_in(key, architecture position)``.
@@ -158,18 +136,20 @@ def train_institution(institution: Institution, dataset: Dataset,
     architectures = institution_architectures(institution, dataset)
     trained = [
         train_local(arch, institution.train, institution.val, jax.random.fold_in(key, position),
-                    _train_config(config), n_classes=dataset.n_classes, progress=progress,
+                    train_config(config), n_classes=dataset.n_classes, progress=progress,
                     monitor=monitor, description=f"{institution.id} {arch}")
         for position, arch in enumerate(architectures)
     ]
-    return _evaluate_models(institution.id, trained, architectures, dataset, institution.n_train)
+    return evaluate_models(institution.id, trained, architectures, dataset, institution.n_train)
 
 
 def train_each_alone(institutions: Sequence[Institution], dataset: Dataset,
                      config: TrainConfig | ExperimentConfig | None = None,
                      key: jax.Array | None = None, *, progress: bool = False,
-                     monitor: str = "val_loss") -> dict[str, BaselineResult]:
-    """The lower bound: every institution trains on its own share only.
+                     monitor: str = "val_loss") -> dict[str, LocalResult]:
+    """Level 1 for every institution: each trains on its own share only.
+
+    Alone, this is also the lower-bound baseline (no collaboration at all).
 
     Args:
         institutions: The institutions (architectures unset: assigned from their capacity).
@@ -180,7 +160,7 @@ def train_each_alone(institutions: Sequence[Institution], dataset: Dataset,
         monitor: Early-stopping criterion.
 
     Returns:
-        ``{institution id: BaselineResult}`` in the institutions' order.
+        ``{institution id: LocalResult}`` in the institutions' order.
 
     Raises:
         ValueError: Duplicate institution ids.
@@ -204,7 +184,7 @@ def train_each_alone(institutions: Sequence[Institution], dataset: Dataset,
     }
 
 
-def best_single(results: dict[str, BaselineResult]) -> BaselineResult:
+def best_single(results: dict[str, LocalResult]) -> LocalResult:
     """The institution whose local ensemble has the highest test accuracy (ties: AUC).
 
     Example:

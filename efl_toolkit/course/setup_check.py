@@ -14,7 +14,7 @@ What is checked:
 * the active experiment preset (``EFL_PRESET``).
 
 Example:
-    >>> from efl_toolkit.setup_check import check_embedded_data
+    >>> from efl_toolkit.course.setup_check import check_embedded_data
     >>> [r.status for r in check_embedded_data()]
     ['ok', 'ok']
 """

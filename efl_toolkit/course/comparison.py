@@ -3,7 +3,7 @@
 Once every institution has trained its own (different) models, the federation can still learn
 together by combining **predictions**: class probabilities on the same queries (the shared test
 split). This module computes, from the training results of
-:func:`efl_toolkit.baselines.train_each_alone`:
+:func:`efl_toolkit.federation.level1.train_each_alone`:
 
 * every model's test probabilities (:func:`member_probabilities`);
 * each institution's level-1 local ensemble next to its individual models (:func:`level1_rows`);
@@ -16,7 +16,7 @@ Everything here is in the clear: the secure version of level 2 is notebook 04's 
 
 Example:
     >>> import jax
-    >>> from efl_toolkit.baselines import train_each_alone
+    >>> from efl_toolkit.federation.level1 import train_each_alone
     >>> from efl_toolkit.config import TrainConfig
     >>> from efl_toolkit.data import load_dataset, make_institutions
     >>> ds = load_dataset("breastmnist")
@@ -34,15 +34,15 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from flax import nnx
 
-from efl_toolkit.baselines import BaselineResult
 from efl_toolkit.data.institution import Institution
 from efl_toolkit.data.medmnist import Dataset
 from efl_toolkit.ensemble import combine, hierarchical_ensemble, weights_from_sizes
+from efl_toolkit.federation.level1 import LocalResult
 from efl_toolkit.training.evaluate import EvaluationResult, evaluate
 from efl_toolkit.training.local import predict_proba
 
 
-def _check(results: Mapping[str, BaselineResult],
+def _check(results: Mapping[str, LocalResult],
            institutions: Sequence[Institution] | None = None) -> None:
     if not results:
         raise ValueError("no training results given")
@@ -53,13 +53,13 @@ def _check(results: Mapping[str, BaselineResult],
                              f"institutions given are {ids}")
 
 
-def member_probabilities(results: Mapping[str, BaselineResult], images: np.ndarray
+def member_probabilities(results: Mapping[str, LocalResult], images: np.ndarray
                          ) -> dict[str, dict[str, np.ndarray]]:
     """Every model's class probabilities on ``images``: ``{institution: {arch: [n, C]}}``.
 
     Example:
         >>> import jax
-        >>> from efl_toolkit.baselines import train_each_alone
+        >>> from efl_toolkit.federation.level1 import train_each_alone
         >>> from efl_toolkit.config import TrainConfig
         >>> from efl_toolkit.data import load_dataset, make_institutions
         >>> ds = load_dataset("breastmnist")
@@ -75,12 +75,12 @@ def member_probabilities(results: Mapping[str, BaselineResult], images: np.ndarr
             for name, result in results.items()}
 
 
-def primary_models(results: Mapping[str, BaselineResult]) -> dict[str, nnx.Module]:
+def primary_models(results: Mapping[str, LocalResult]) -> dict[str, nnx.Module]:
     """Each institution's first (most capable) model, keyed by institution id.
 
     Example:
         >>> import jax
-        >>> from efl_toolkit.baselines import train_each_alone
+        >>> from efl_toolkit.federation.level1 import train_each_alone
         >>> from efl_toolkit.config import TrainConfig
         >>> from efl_toolkit.data import load_dataset, make_institutions
         >>> ds = load_dataset("breastmnist")
@@ -105,12 +105,12 @@ def evaluation_row(name: str, kind: str, evaluation: EvaluationResult, **extra) 
             "balanced_accuracy": evaluation.balanced_accuracy, "auc": evaluation.auc, **extra}
 
 
-def level1_rows(results: Mapping[str, BaselineResult]) -> list[dict]:
+def level1_rows(results: Mapping[str, LocalResult]) -> list[dict]:
     """Each institution's models and their mean (the level-1 local ensemble) on the test split.
 
     Example:
         >>> import jax
-        >>> from efl_toolkit.baselines import train_each_alone
+        >>> from efl_toolkit.federation.level1 import train_each_alone
         >>> from efl_toolkit.config import TrainConfig
         >>> from efl_toolkit.data import load_dataset, make_institutions
         >>> ds = load_dataset("breastmnist")
@@ -133,7 +133,7 @@ def level1_rows(results: Mapping[str, BaselineResult]) -> list[dict]:
     return rows
 
 
-def validation_accuracies(results: Mapping[str, BaselineResult],
+def validation_accuracies(results: Mapping[str, LocalResult],
                           institutions: Sequence[Institution]) -> dict[str, float]:
     """Each institution's level-1 accuracy on its *own* validation share.
 
@@ -142,7 +142,7 @@ def validation_accuracies(results: Mapping[str, BaselineResult],
 
     Example:
         >>> import jax
-        >>> from efl_toolkit.baselines import train_each_alone
+        >>> from efl_toolkit.federation.level1 import train_each_alone
         >>> from efl_toolkit.config import TrainConfig
         >>> from efl_toolkit.data import load_dataset, make_institutions
         >>> ds = load_dataset("breastmnist")
@@ -163,13 +163,13 @@ def validation_accuracies(results: Mapping[str, BaselineResult],
     return scores
 
 
-def level2_weights(results: Mapping[str, BaselineResult],
+def level2_weights(results: Mapping[str, LocalResult],
                    institutions: Sequence[Institution]) -> list[dict]:
     """The two level-2 weightings side by side: by training size and by own validation score.
 
     Example:
         >>> import jax
-        >>> from efl_toolkit.baselines import train_each_alone
+        >>> from efl_toolkit.federation.level1 import train_each_alone
         >>> from efl_toolkit.config import TrainConfig
         >>> from efl_toolkit.data import load_dataset, make_institutions
         >>> ds = load_dataset("breastmnist")
@@ -191,7 +191,7 @@ def level2_weights(results: Mapping[str, BaselineResult],
             for inst, size, score in zip(institutions, sizes, by_score, strict=True)]
 
 
-def ensemble_rows(results: Mapping[str, BaselineResult], institutions: Sequence[Institution],
+def ensemble_rows(results: Mapping[str, LocalResult], institutions: Sequence[Institution],
                   dataset: Dataset) -> list[dict]:
     """Every institution alone, then the plaintext ensembles, scored on the test split.
 
@@ -207,7 +207,7 @@ def ensemble_rows(results: Mapping[str, BaselineResult], institutions: Sequence[
 
     Example:
         >>> import jax
-        >>> from efl_toolkit.baselines import train_each_alone
+        >>> from efl_toolkit.federation.level1 import train_each_alone
         >>> from efl_toolkit.config import TrainConfig
         >>> from efl_toolkit.data import load_dataset, make_institutions
         >>> ds = load_dataset("breastmnist")

@@ -16,7 +16,7 @@ Dirichlet skew).
 
 Example:
     >>> from efl_toolkit.data import load_dataset
-    >>> from efl_toolkit.heterogeneity import compare_partitions
+    >>> from efl_toolkit.course.heterogeneity import compare_partitions
     >>> rows = compare_partitions(load_dataset("breastmnist"), 3,
     ...                           {"iid": {"scheme": "iid"}, "skewed": {"alpha": 0.1}})
     >>> rows[0]["label_skew"] < rows[1]["label_skew"]
