@@ -66,14 +66,14 @@
 # that says what is wrong. The MPyC check runs a tiny secure sum in a separate Python process.
 
 # %%
-from efl_toolkit.setup_check import (
+from efl_toolkit.course.setup_check import (
     describe_presets,
     format_checks,
     package_versions,
     require_ready,
     run_setup_checks,
 )
-from efl_toolkit.viz import format_table
+from efl_toolkit.course.viz import format_table
 
 results = run_setup_checks()
 print(format_checks(results))
@@ -126,7 +126,8 @@ print(format_table(describe_presets()))
 #
 # ## Exercises
 #
-# 1. Run `run_setup_checks()` in a terminal: `python -c "from efl_toolkit.setup_check import *;
+# 1. Run `run_setup_checks()` in a terminal:
+#    `python -c "from efl_toolkit.course.setup_check import *;
 #    print(format_checks(run_setup_checks(progress=False)))"`. Do you get the same result as here?
 # 2. Restart the kernel with `EFL_PRESET=paper` and run the preset check again: what changed?
 # 3. Corrupt a *copy* of an embedded `.npz` file (flip one byte) and compute its MD5 with

@@ -34,6 +34,8 @@
 # %%
 # %matplotlib inline
 from efl_toolkit.config import get_config
+from efl_toolkit.course.heterogeneity import compare_partitions, heterogeneity_stats
+from efl_toolkit.course.viz import format_table, plot_image_grid, plot_partition_comparison
 from efl_toolkit.data import (
     DEVICE_PROFILES,
     format_summary_table,
@@ -44,8 +46,6 @@ from efl_toolkit.data import (
     plot_device_examples,
     summary_table,
 )
-from efl_toolkit.heterogeneity import compare_partitions, heterogeneity_stats
-from efl_toolkit.viz import format_table, plot_image_grid, plot_partition_comparison
 
 config = get_config()
 print(f"preset {config.name}: {config.n_institutions} institutions, partition "

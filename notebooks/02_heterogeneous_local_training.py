@@ -35,11 +35,8 @@
 
 # %%
 # %matplotlib inline
-from efl_toolkit.baselines import train_each_alone
 from efl_toolkit.config import get_config
-from efl_toolkit.data import institutions_from_config, load_dataset
-from efl_toolkit.rng import experiment_keys
-from efl_toolkit.summaries import (
+from efl_toolkit.course.summaries import (
     architecture_rows,
     capacity_rows,
     institution_rows,
@@ -47,8 +44,11 @@ from efl_toolkit.summaries import (
     model_rows,
     training_histories,
 )
+from efl_toolkit.course.viz import format_table, plot_metric_comparison, plot_training_curves
+from efl_toolkit.data import institutions_from_config, load_dataset
+from efl_toolkit.federation import train_each_alone
+from efl_toolkit.rng import experiment_keys
 from efl_toolkit.training.serialize import version_hash
-from efl_toolkit.viz import format_table, plot_metric_comparison, plot_training_curves
 
 config = get_config()
 keys = experiment_keys(config.seed)

@@ -40,8 +40,9 @@
 
 # %%
 # %matplotlib inline
-from efl_toolkit.baselines import train_centralized, train_each_alone
-from efl_toolkit.comparison import (
+from efl_toolkit.baselines import fedavg_train, train_centralized
+from efl_toolkit.config import get_config
+from efl_toolkit.course.comparison import (
     best_row,
     ensemble_rows,
     evaluation_row,
@@ -50,19 +51,18 @@ from efl_toolkit.comparison import (
     primary_models,
     verdict,
 )
-from efl_toolkit.config import get_config
+from efl_toolkit.course.summaries import majority_class_accuracy
+from efl_toolkit.course.viz import format_table, plot_metric_comparison, plot_rounds
 from efl_toolkit.data import institutions_from_config, load_dataset
-from efl_toolkit.fedavg import (
+from efl_toolkit.federation import train_each_alone
+from efl_toolkit.federation.fedavg import (
     ArchitectureMismatchError,
     affordability,
     average_parameters,
     common_architecture,
-    fedavg_train,
     parameter_summary,
 )
 from efl_toolkit.rng import experiment_keys
-from efl_toolkit.summaries import majority_class_accuracy
-from efl_toolkit.viz import format_table, plot_metric_comparison, plot_rounds
 
 config = get_config()
 keys = experiment_keys(config.seed)

@@ -46,10 +46,11 @@ import dataclasses
 
 import numpy as np
 
-from efl_toolkit.baselines import train_each_alone
 from efl_toolkit.config import get_config
+from efl_toolkit.course.viz import format_table
 from efl_toolkit.data import institutions_from_config, load_dataset
 from efl_toolkit.ensemble import hierarchical_ensemble
+from efl_toolkit.federation import train_each_alone
 from efl_toolkit.rng import experiment_keys, numpy_rng
 from efl_toolkit.secure import (
     FixedPoint,
@@ -82,7 +83,6 @@ from efl_toolkit.secure.teaching import (
     share_secret,
 )
 from efl_toolkit.training import evaluate, predict_proba
-from efl_toolkit.viz import format_table
 
 config = get_config()
 keys = experiment_keys(config.seed)

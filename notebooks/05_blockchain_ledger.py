@@ -49,8 +49,10 @@ from pathlib import Path
 from flax import nnx
 
 from efl_toolkit.config import get_config
+from efl_toolkit.course.viz import format_table
 from efl_toolkit.data import institutions_from_config, load_dataset
 from efl_toolkit.explorer import ExplorerWidget
+from efl_toolkit.federation.record import commit_model
 from efl_toolkit.ledger import (
     ArtifactError,
     Audit,
@@ -67,7 +69,6 @@ from efl_toolkit.ledger import (
 from efl_toolkit.ledger.merkle import merkle_root, verify_inclusion
 from efl_toolkit.ledger.tamper import TAMPER_KINDS
 from efl_toolkit.ledger.teaching import (
-    commit_model,
     edited,
     plot_chain,
     plot_tamper_grid,
@@ -81,7 +82,6 @@ from efl_toolkit.rng import experiment_keys, institution_key
 from efl_toolkit.secure import secure_ensemble
 from efl_toolkit.training import evaluate, predict_proba, train_local
 from efl_toolkit.training.serialize import params_from_bytes, version_hash
-from efl_toolkit.viz import format_table
 
 config = get_config()
 dataset = load_dataset(config.dataset)

@@ -47,6 +47,7 @@ import tempfile
 from pathlib import Path
 
 from efl_toolkit.config import get_config
+from efl_toolkit.course.viz import format_table, plot_metric_comparison
 from efl_toolkit.data import plot_class_distribution
 from efl_toolkit.explorer import ExplorerWidget
 from efl_toolkit.ledger import Audit, ModelRegistry, hash_array, open_ledger
@@ -60,7 +61,6 @@ from efl_toolkit.report import (
     plot_roc_curves,
 )
 from efl_toolkit.secure.measure import agreement
-from efl_toolkit.viz import format_table, plot_metric_comparison
 
 config = get_config()
 out_dir = Path(tempfile.mkdtemp(prefix="efl-06-"))

@@ -47,6 +47,7 @@ import tempfile
 from pathlib import Path
 
 from efl_toolkit.config import get_config
+from efl_toolkit.course.viz import format_table, plot_metric_comparison
 from efl_toolkit.data import load_dataset
 from efl_toolkit.ledger import Audit, ModelRegistry, open_ledger
 from efl_toolkit.pipeline import ROUND_ID
@@ -71,7 +72,6 @@ from efl_toolkit.playground import (
 )
 from efl_toolkit.secure.measure import agreement
 from efl_toolkit.secure.plots import plot_fixed_point_errors
-from efl_toolkit.viz import format_table, plot_metric_comparison
 
 config = get_config()
 dataset = load_dataset(config.dataset)
