@@ -1,17 +1,24 @@
-"""Benchmark: secure mean and secure argmax with real MPyC party processes, next to numpy.
+"""Benchmark: the secure ensemble and secure aggregation with real MPyC processes, next to numpy.
 
-Prints one JSON document:
+Prints one JSON document (times in seconds; every figure is the min and median of interleaved
+repeats, measured side by side in one run, with the load average before and after):
 
-* ``shapes``: for 3 parties on 1000x10 and 10000x2 inputs, the time of numpy's weighted mean and
-  argmax, and of the secure round in both modes (``reveal="mean"``: secure sum + open;
-  ``reveal="labels"``: secure sum + secure argmax + open labels). For the secure rounds,
-  ``wall_seconds`` is the whole ``secure_ensemble`` call (process start, connection, round,
-  shutdown); ``compute_seconds`` is the slowest party's time once connected; ``bytes_per_party``
-  is the mean number of bytes a party sent. Ratios are secure wall (and compute) over numpy.
-* ``scaling``: the same on one shape for M = 3, 5, 7 parties.
+* ``committee_sweep``: labels mode on 1000x10 with a committee of 3 compute parties, for
+  N = 3, 10, 30, 100 institutions: ``round`` is one round on a running committee (shares
+  written, round run, labels opened), ``one_shot`` a whole ``secure_ensemble`` call (process
+  start included). ``ratio_n100_vs_n3`` compares the rounds (goal <= 1.5).
+* ``per_institution``: the first design (every institution its own party) against the committee
+  for N = 3, 5, 7 on the same inputs; ``speedup`` = old wall / committee one-shot wall (goal at
+  N = 7: >= 5).
+* ``secure_sum``: 10 updates of 100,000 float32 entries: a round on a running committee, a
+  one-shot ``secure_sum`` and numpy's sum (goal: one-shot under 1 s on 2 cores).
+* ``mean``: mean mode on 1000x10 with N = 3 (committee and per-institution).
+
+Every secure result is checked: labels equal the plaintext argmax of the same encoded values,
+sums and means are within the fixed-point bound.
 
 Usage:
-    python benchmarks/secure_ensemble.py [--scaling-shape 1000x10] [--parties 3,5,7]
+    python benchmarks/secure_ensemble.py [--repeats 3] [--quick]
 """
 
 from __future__ import annotations
@@ -20,89 +27,150 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import time
 
 import numpy as np
 
-from efl_toolkit.ensemble import argmax_labels, weighted_mean
-from efl_toolkit.secure import plaintext_reference, secure_ensemble
+from efl_toolkit.ensemble import weighted_mean
+from efl_toolkit.secure import (
+    Committee,
+    committee_ensemble,
+    plaintext_reference,
+    secure_ensemble,
+    secure_sum,
+)
 
 
-def make_inputs(m: int, n: int, c: int, seed: int = 0):
+def make_inputs(n_inst: int, rows: int, classes: int, seed: int = 0):
     rng = np.random.default_rng(seed)
-    return [rng.dirichlet(np.ones(c), size=n) for _ in range(m)], rng.uniform(0.2, 1.0, size=m)
+    preds = {f"h{i:03d}": rng.dirichlet(np.ones(classes), size=rows) for i in range(n_inst)}
+    return preds, rng.uniform(0.2, 1.0, size=n_inst)
 
 
-def numpy_seconds(preds, weights, repeats: int = 20) -> dict:
-    stacked = np.stack(preds)
-    w = weights / weights.sum()
-    times_mean, times_argmax = [], []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        mean = np.tensordot(w, stacked, axes=1)
-        t1 = time.perf_counter()
-        argmax_labels(mean)
-        t2 = time.perf_counter()
-        times_mean.append(t1 - t0)
-        times_argmax.append(t2 - t1)
-    return {"mean_seconds": float(np.median(times_mean)),
-            "mean_plus_argmax_seconds": float(np.median(times_mean) + np.median(times_argmax))}
+def stats(samples: list[float]) -> dict:
+    return {"min": min(samples), "median": statistics.median(samples), "n": len(samples)}
 
 
-def secure_seconds(preds, weights, reveal: str) -> dict:
+def timed(fn):
     t0 = time.perf_counter()
-    res = secure_ensemble(preds, weights, reveal=reveal, timeout=600)
-    wall = time.perf_counter() - t0
-    ref = plaintext_reference(preds, weights, reveal=reveal)
-    out = {"wall_seconds": wall,
-           "compute_seconds": max(p.compute_seconds for p in res.parties),
-           "connect_seconds": max(p.connect_seconds for p in res.parties),
-           "bytes_per_party": int(np.mean([p.bytes_sent for p in res.parties])),
-           "labels_equal_reference": bool((res.labels == ref.labels).all())}
-    if reveal == "mean":
-        out["max_abs_error_vs_numpy"] = float(np.abs(res.mean - weighted_mean(preds, weights))
-                                              .max())
-        out["error_bound"] = res.fixed_point.error_bound
-    return out
+    out = fn()
+    return time.perf_counter() - t0, out
 
 
-def one_shape(m: int, n: int, c: int) -> dict:
-    preds, weights = make_inputs(m, n, c)
-    plain = numpy_seconds(preds, weights)
-    mean = secure_seconds(preds, weights, "mean")
-    labels = secure_seconds(preds, weights, "labels")
+def check_labels(res, preds, weights, committee) -> None:
+    ref = plaintext_reference(preds, weights, reveal=res.reveal, committee=committee)
+    if not np.array_equal(res.labels, ref.labels):
+        raise AssertionError("secure labels differ from the plaintext reference")
+
+
+def committee_sweep(sizes, repeats: int) -> dict:
+    inputs = {n: make_inputs(n, 1000, 10, seed=n) for n in sizes}
+    rounds = {n: [] for n in sizes}
+    one_shot = {n: [] for n in sizes}
+    with Committee(3, round_timeout=600) as c:
+        for _ in range(repeats):
+            for n in sizes:                                    # interleaved
+                preds, w = inputs[n]
+                secs, res = timed(lambda p=preds, w=w: committee_ensemble(c, p, w,
+                                                                        reveal="labels"))
+                check_labels(res, preds, w, 3)
+                rounds[n].append(secs)
+    for _ in range(repeats):
+        for n in sizes:
+            preds, w = inputs[n]
+            secs, res = timed(lambda p=preds, w=w: secure_ensemble(p, w, reveal="labels",
+                                                                   timeout=600))
+            check_labels(res, preds, w, 3)
+            one_shot[n].append(secs)
+    rows = [{"institutions": n, "round": stats(rounds[n]), "one_shot": stats(one_shot[n])}
+            for n in sizes]
+    return {"shape": [1000, 10], "committee": 3, "rows": rows,
+            "ratio_n100_vs_n3": (stats(rounds[sizes[-1]])["min"] / stats(rounds[sizes[0]])["min"]
+                                 if sizes[0] == 3 and sizes[-1] == 100 else None)}
+
+
+def per_institution(sizes, repeats: int) -> list[dict]:
+    rows = []
+    for n in sizes:
+        preds, w = make_inputs(n, 1000, 10, seed=100 + n)
+        old, new = [], []
+        for _ in range(repeats):
+            secs, res = timed(lambda p=preds, w=w: secure_ensemble(
+                p, w, reveal="labels", committee=None, timeout=600))
+            check_labels(res, preds, w, None)
+            old.append(secs)
+            secs, res = timed(lambda p=preds, w=w: secure_ensemble(p, w, reveal="labels",
+                                                                   timeout=600))
+            check_labels(res, preds, w, 3)
+            new.append(secs)
+        rows.append({"institutions": n, "one_party_per_institution": stats(old),
+                     "committee_of_3": stats(new), "speedup": min(old) / min(new)})
+    return rows
+
+
+def sum_benchmark(repeats: int) -> dict:
+    rng = np.random.default_rng(0)
+    updates = {f"h{i}": rng.normal(scale=0.05, size=100_000).astype(np.float32)
+               for i in range(10)}
+    exact = np.sum(list(updates.values()), axis=0, dtype=np.float64)
+    plain, rounds, shots = [], [], []
+    with Committee(3) as c:
+        for _ in range(repeats):
+            secs, _ = timed(lambda: np.sum(list(updates.values()), axis=0, dtype=np.float64))
+            plain.append(secs)
+            secs, out = timed(lambda: c.sum(updates))
+            rounds.append(secs)
+    for _ in range(repeats):
+        secs, total = timed(lambda: secure_sum(updates))
+        shots.append(secs)
+    error = float(np.abs(out.total - exact).max())
+    if error > 10 * 2.0 ** -17 or float(np.abs(total - exact).max()) > 10 * 2.0 ** -17:
+        raise AssertionError("secure sum outside the fixed-point bound")
+    return {"updates": 10, "entries": 100_000, "numpy": stats(plain),
+            "round_on_running_committee": stats(rounds), "one_shot": stats(shots),
+            "max_abs_error": error, "error_bound": 10 * 2.0 ** -17,
+            "ratio_round_vs_numpy": min(rounds) / min(plain)}
+
+
+def mean_benchmark(repeats: int) -> dict:
+    preds, w = make_inputs(3, 1000, 10, seed=7)
+    times = {"committee_of_3": [], "one_party_per_institution": []}
+    for _ in range(repeats):
+        for mode, committee in (("committee_of_3", 3), ("one_party_per_institution", None)):
+            secs, res = timed(lambda c=committee: secure_ensemble(preds, w, reveal="mean",
+                                                                  committee=c))
+            if np.abs(res.mean - weighted_mean(list(preds.values()), w)).max() > \
+                    res.fixed_point.error_bound:
+                raise AssertionError("secure mean outside the fixed-point bound")
+            times[mode].append(secs)
+    return {"shape": [1000, 10], "institutions": 3, **{k: stats(v) for k, v in times.items()}}
+
+
+def run(repeats: int = 3, quick: bool = False) -> dict:
+    """All secure figures as one JSON-ready dict (``quick``: fewer sizes, one repeat)."""
+    started = time.perf_counter()
+    load_before = os.getloadavg()
+    repeats = 1 if quick else repeats
+    sweep = committee_sweep([3, 10, 30, 100] if not quick else [3, 30], repeats)
+    old = per_institution([3, 5, 7] if not quick else [3, 7], repeats)
     return {
-        "parties": m, "shape": [n, c], "numpy": plain, "secure_mean": mean,
-        "secure_labels": labels,
-        "ratio_mean_wall": mean["wall_seconds"] / plain["mean_seconds"],
-        "ratio_mean_compute": mean["compute_seconds"] / plain["mean_seconds"],
-        "ratio_labels_wall": labels["wall_seconds"] / plain["mean_plus_argmax_seconds"],
-        "ratio_labels_compute": labels["compute_seconds"] / plain["mean_plus_argmax_seconds"],
+        "benchmark": "secure_ensemble",
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "platform": platform.platform()},
+        "load_average": {"before": load_before, "after": os.getloadavg()},
+        "committee_sweep": sweep, "per_institution": old,
+        "secure_sum": sum_benchmark(repeats), "mean": mean_benchmark(repeats),
+        "total_seconds": time.perf_counter() - started,
     }
-
-
-def parse_shape(text: str) -> tuple[int, int]:
-    n, c = text.lower().split("x")
-    return int(n), int(c)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shapes", default="1000x10,10000x2")
-    parser.add_argument("--scaling-shape", default="1000x10")
-    parser.add_argument("--parties", default="3,5,7")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="fewer sizes, one repeat")
     args = parser.parse_args()
-    started = time.perf_counter()
-    shapes = [one_shape(3, *parse_shape(s)) for s in args.shapes.split(",")]
-    n, c = parse_shape(args.scaling_shape)
-    scaling = [one_shape(int(m), n, c) for m in args.parties.split(",")]
-    print(json.dumps({
-        "benchmark": "secure_ensemble",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform()},
-        "shapes": shapes, "scaling": scaling,
-        "total_seconds": time.perf_counter() - started,
-    }, indent=2))
+    print(json.dumps(run(args.repeats, args.quick), indent=2))
 
 
 if __name__ == "__main__":
