@@ -307,3 +307,13 @@ def test_committee_transcript_shows_what_each_party_saw(committee):
     text = tr.explain(0, 0)
     assert "h00 -> compute party 2" in text and "compute party 1 adds" in text
     json.dumps(res.summary())
+
+
+def test_caller_options_are_not_taken_for_mpyc_options():
+    """`efl demo --out DIR` once made MPyC (imported in the caller) reject `--out` as ambiguous."""
+    code = ("from efl_toolkit.secure import secure_sum; import numpy as np, sys; "
+            "print(secure_sum([np.ones(2), np.ones(2)]).tolist(), 'mpyc.runtime' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, "--out", "x", "--output"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[2.0, 2.0] False"

@@ -29,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import warnings
@@ -252,6 +253,23 @@ async def run_round(mpc, spec: RoundSpec, probs: Sequence[np.ndarray],
                        view=view)
 
 
+@contextlib.contextmanager
+def mpyc_argv(mpyc_args: Sequence[str] = ("--no-log",)):
+    """Imports of ``mpyc`` inside this block see exactly ``mpyc_args`` as the command line.
+
+    The ``mpyc`` package parses ``sys.argv`` (with prefix matching) when it is first imported,
+    so a caller's own options (``efl demo --out``) would be taken for MPyC's.
+    """
+    saved_argv = sys.argv
+    sys.argv = [saved_argv[0] if saved_argv else "efl-party", *mpyc_args]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # mpyc 0.11 uses numpy.core
+            yield
+    finally:
+        sys.argv = saved_argv
+
+
 def load_runtime(mpyc_args: Sequence[str], *, keep_event_loop_policy: bool = False):
     """Imports MPyC's runtime with exactly ``mpyc_args`` as its command line.
 
@@ -262,16 +280,13 @@ def load_runtime(mpyc_args: Sequence[str], *, keep_event_loop_policy: bool = Fal
     """
     if "mpyc.runtime" in sys.modules:
         return sys.modules["mpyc.runtime"].mpc
-    saved_argv, saved_env = sys.argv, os.environ.get("MPYC_NOUVLOOP")
-    sys.argv = [saved_argv[0] if saved_argv else "efl-party", *mpyc_args]
+    saved_env = os.environ.get("MPYC_NOUVLOOP")
     if keep_event_loop_policy:
         os.environ["MPYC_NOUVLOOP"] = "1"
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # mpyc 0.11 uses numpy.core
+        with mpyc_argv(mpyc_args):
             from mpyc.runtime import mpc
     finally:
-        sys.argv = saved_argv
         if saved_env is None:
             os.environ.pop("MPYC_NOUVLOOP", None)
         else:

@@ -58,8 +58,10 @@ def field_modulus(bit_length: int) -> int:
     """
     if not 2 <= bit_length <= MAX_BIT_LENGTH:
         raise ValueError(f"bit_length must be in [2, {MAX_BIT_LENGTH}], got {bit_length}")
-    from mpyc.finfields import find_prime_root
+    from efl_toolkit.secure.protocol import mpyc_argv
 
+    with mpyc_argv():
+        from mpyc.finfields import find_prime_root
     return int(find_prime_root(bit_length + MPYC_SEC_PARAM + 2, n=2)[0])
 
 
