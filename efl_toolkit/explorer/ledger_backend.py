@@ -134,7 +134,12 @@ class LedgerBackend:
         if identity != self._identity:
             self._reopen(identity)
             return
-        if not self._gone and store.head_height(self._probe) != self.view.height:
+        if self._gone:
+            return
+        if store.is_immutable(self._probe):  # opened immutable: it would miss new blocks
+            self._probe.close()
+            self._probe = store.open_store(self.path, readonly=True)
+        if store.head_height(self._probe) != self.view.height:
             self.view.refresh()
 
     def _reopen(self, identity) -> None:

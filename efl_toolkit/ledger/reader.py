@@ -90,6 +90,9 @@ class LedgerView:
     # ----------------------------------------------------------------- lifecycle
     def refresh(self) -> VerificationReport:
         """Re-reads every block from disk and re-verifies everything; returns the report."""
+        if store.is_immutable(self._conn):  # it would not see new blocks: open afresh
+            self._conn.close()
+            self._conn = store.open_store(self.path, readonly=True)
         try:
             self._stored: list[StoredBlock] = store.read_blocks(self._conn)
         except LedgerError as err:

@@ -71,12 +71,26 @@ def _immutable_wanted(path: Path) -> bool:
     return not os.access(path.parent, os.W_OK)
 
 
+class _Connection(sqlite3.Connection):
+    """A connection that remembers whether it was opened ``immutable`` (:func:`is_immutable`)."""
+
+    immutable = False
+
+
+def is_immutable(conn: sqlite3.Connection) -> bool:
+    """True if ``conn`` was opened ``?immutable=1``: it does not see later writes, so a reader
+    that follows a live ledger reopens it (:func:`open_store` decides afresh each time)."""
+    return bool(getattr(conn, "immutable", False))
+
+
 def _connect(path: str | os.PathLike, readonly: bool, immutable: bool = False
              ) -> sqlite3.Connection:
     if readonly:
         uri = Path(path).resolve().as_uri() + ("?mode=ro&immutable=1" if immutable
                                                else "?mode=ro")
-        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
+                               factory=_Connection)
+        conn.immutable = immutable
     else:
         conn = sqlite3.connect(os.fspath(path), isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout = 5000")
