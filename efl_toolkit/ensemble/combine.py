@@ -140,9 +140,15 @@ def normalize_weights(weights, n_members: int, *, names: Sequence[str] | None = 
         EnsembleInputError: Wrong count, missing name, a negative or non-finite weight, or all
             weights zero.
 
+    Weights are first scaled to a maximum of 1, so finite weights whose sum would overflow
+    (three weights of ``1e308``) or underflow normalize like any others, and the plaintext and
+    secure paths (which both call this) agree.
+
     Example:
         >>> normalize_weights([1, 3], 2).tolist()
         [0.25, 0.75]
+        >>> normalize_weights([1e308, 1e308, 2e308 / 2], 3).round(3).tolist()
+        [0.333, 0.333, 0.333]
     """
     names = tuple(names) if names is not None else tuple(f"member-{i}" for i in range(n_members))
     if weights is None:
@@ -159,10 +165,11 @@ def normalize_weights(weights, n_members: int, *, names: Sequence[str] | None = 
         if not np.isfinite(value) or value < 0:
             raise EnsembleInputError(
                 f"weight of {name} is {value}: weights must be finite and >= 0")
-    total = w.sum()
-    if total <= 0:
+    largest = w.max()
+    if largest <= 0:
         raise EnsembleInputError("all weights are zero")
-    return w / total
+    w = w / largest  # first scale to max 1: finite weights whose sum overflows stay exact
+    return w / w.sum()
 
 
 def weights_from_scores(scores, *, floor: float = 0.0) -> np.ndarray:
