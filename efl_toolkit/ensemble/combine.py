@@ -147,7 +147,7 @@ def normalize_weights(weights, n_members: int, *, names: Sequence[str] | None = 
     Example:
         >>> normalize_weights([1, 3], 2).tolist()
         [0.25, 0.75]
-        >>> normalize_weights([1e308, 1e308, 2e308 / 2], 3).round(3).tolist()
+        >>> normalize_weights([1e308, 1e308, 1e308], 3).round(3).tolist()
         [0.333, 0.333, 0.333]
     """
     names = tuple(names) if names is not None else tuple(f"member-{i}" for i in range(n_members))
