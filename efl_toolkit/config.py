@@ -21,11 +21,33 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import os
 from dataclasses import dataclass, field
 
 PRESET_ENV_VAR = "EFL_PRESET"
 DEFAULT_PRESET = "classroom_fast"
+PARTITIONS = ("iid", "dirichlet", "quantity")
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; the message names the option and its range."""
+
+
+def _check_number(name: str, value, *, integer: bool = False, low: float | None = None,
+                  low_open: bool = False, high: float | None = None,
+                  high_open: bool = False) -> None:
+    """Raises :class:`ConfigError` unless ``value`` is a finite number in the given range."""
+    kind = "an integer" if integer else "a number"
+    ok_type = (isinstance(value, numbers.Integral) if integer
+               else isinstance(value, numbers.Real)) and not isinstance(value, bool)
+    if not ok_type or not math.isfinite(float(value)):
+        raise ConfigError(f"{name} must be {kind}, finite, got {value!r}")
+    if low is not None and (value <= low if low_open else value < low):
+        raise ConfigError(f"{name} must be {'>' if low_open else '>='} {low:g}, got {value!r}")
+    if high is not None and (value >= high if high_open else value > high):
+        raise ConfigError(f"{name} must be {'<' if high_open else '<='} {high:g}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -47,6 +69,13 @@ class TrainConfig:
     weight_decay: float = 1e-4
     patience: int = 5
     augment: bool = True
+
+    def __post_init__(self) -> None:
+        _check_number("train.epochs", self.epochs, integer=True, low=1)
+        _check_number("train.batch_size", self.batch_size, integer=True, low=1)
+        _check_number("train.learning_rate", self.learning_rate, low=0, low_open=True)
+        _check_number("train.weight_decay", self.weight_decay, low=0)
+        _check_number("train.patience", self.patience, integer=True, low=0)
 
 
 @dataclass(frozen=True)
@@ -79,6 +108,22 @@ class ExperimentConfig:
     fixed_point_bits: int = 16
     train: TrainConfig = field(default_factory=TrainConfig)
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        """Rejects values that cannot work, up front, with one message naming the option
+        (non-finite or non-positive numbers, e.g. ``dirichlet_alpha=inf``)."""
+        _check_number("n_institutions", self.n_institutions, integer=True, low=1)
+        if self.partition not in PARTITIONS:
+            raise ConfigError(f"partition must be one of {list(PARTITIONS)}, got "
+                              f"{self.partition!r}")
+        _check_number("dirichlet_alpha", self.dirichlet_alpha, low=0, low_open=True)
+        _check_number("val_fraction", self.val_fraction, low=0, high=1, high_open=True)
+        if self.n_parties is not None:
+            _check_number("n_parties", self.n_parties, integer=True, low=1)
+        _check_number("fixed_point_bits", self.fixed_point_bits, integer=True, low=1, high=64)
+        _check_number("seed", self.seed, integer=True, low=0)
+        if not isinstance(self.train, TrainConfig):
+            raise ConfigError(f"train must be a TrainConfig, got {type(self.train).__name__}")
 
     def replace(self, **changes) -> ExperimentConfig:
         """Returns a copy with ``changes`` applied (``train`` may be a dict of changes)."""
@@ -113,7 +158,8 @@ def get_config(name: str | None = None, **overrides) -> ExperimentConfig:
         **overrides: Fields to replace in the preset (``train`` may be a dict).
 
     Raises:
-        ValueError: If the preset name is unknown.
+        ValueError: If the preset name is unknown; :class:`ConfigError` (a ``ValueError``) if an
+            override cannot work (e.g. ``dirichlet_alpha=inf``, ``n_institutions=0``).
     """
     name = name or os.environ.get(PRESET_ENV_VAR) or DEFAULT_PRESET
     if name not in PRESETS:

@@ -220,13 +220,27 @@ def load_dataset(name_or_path: str | os.PathLike, class_names: tuple[str, ...] |
     return Dataset(name, splits["train"], splits["val"], splits["test"], tuple(names), source)
 
 
+#: Channel counts a [N, H, W, C] image file may have.
+CHANNELS = (1, 3, 4)
+
+
 def _make_split(path: Path, split: str, images: np.ndarray, labels: np.ndarray) -> Split:
+    shape = tuple(images.shape)
     if images.ndim == 3:
         images = images[..., None]
-    if images.ndim != 4 or images.shape[-1] not in (1, 3, 4):
+    supported = ("only 2D images are supported: [N, H, W] (grayscale) or [N, H, W, C] with "
+                 f"C in {CHANNELS} channels (grayscale, RGB, RGBA)")
+    if images.ndim == 5 or (images.ndim == 4 and images.shape[-1] > max(CHANNELS)):
         raise DatasetError(
-            f"{path}: {split}_images has shape {images.shape}; expected [N, H, W] or [N, H, W, C]"
-        )
+            f"{path}: {split}_images has shape {shape}: these look like 3D volumes "
+            "([N, D, H, W] or [N, D, H, W, C], e.g. a MedMNIST 3D file such as organmnist3d); "
+            f"3D volumes are not supported, {supported}")
+    if images.ndim == 4 and images.shape[-1] not in CHANNELS:
+        raise DatasetError(
+            f"{path}: {split}_images has shape {shape}: {images.shape[-1]} channels are not "
+            f"supported; {supported}")
+    if images.ndim != 4:
+        raise DatasetError(f"{path}: {split}_images has shape {shape}; {supported}")
     if labels.ndim == 2 and labels.shape[1] == 1:
         labels = labels[:, 0]
     if labels.ndim != 1:

@@ -106,8 +106,8 @@ def dirichlet_partition(labels: np.ndarray, n_institutions: int,
         60
     """
     labels = _check_labels(labels, n_institutions, min_per_institution)
-    if not alpha > 0:
-        raise ValueError(f"dirichlet alpha must be > 0, got {alpha}")
+    if not (np.isfinite(alpha) and alpha > 0):
+        raise ValueError(f"dirichlet alpha must be > 0 and finite, got {alpha}")
     rng = as_rng(rng)
     by_class = [rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)]
     shortfalls = np.zeros(n_institutions, dtype=np.int64)
@@ -160,8 +160,8 @@ def quantity_skew_partition(labels: np.ndarray, n_institutions: int,
         (100, True)
     """
     labels = _check_labels(labels, n_institutions, min_per_institution)
-    if not beta > 0:
-        raise ValueError(f"quantity-skew beta must be > 0, got {beta}")
+    if not (np.isfinite(beta) and beta > 0):
+        raise ValueError(f"quantity-skew beta must be > 0 and finite, got {beta}")
     rng = as_rng(rng)
     spare = len(labels) - n_institutions * min_per_institution
     proportions = rng.dirichlet(np.full(n_institutions, float(beta)))
