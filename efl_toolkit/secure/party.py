@@ -112,18 +112,42 @@ def parse_addresses(values: list[str]) -> list[tuple[str, int]]:
 
 
 def load_input(path: str, name: str) -> tuple[np.ndarray, float]:
-    """Reads and checks ``probs`` (and ``weight``, default 1) from an ``.npz`` or ``.npy``."""
+    """Reads and checks ``probs`` (and ``weight``, default 1) from an ``.npz`` or ``.npy``.
+
+    Any unreadable file (truncated, not an npz, pickled objects) or malformed field (``weight``
+    that is not a single number) is a ``ValueError`` naming the file and the field.
+    """
     file = Path(path)
     if not file.is_file():
         raise ValueError(f"{name}: input file {path} does not exist")
-    if file.suffix == ".npy":
-        probs, weight = np.load(file, allow_pickle=False), 1.0
-    else:
-        with np.load(file, allow_pickle=False) as data:
-            if "probs" not in data:
-                raise ValueError(f"{name}: {path} has no array 'probs' (found {list(data)})")
-            probs = data["probs"]
-            weight = float(data["weight"]) if "weight" in data else 1.0
+    try:
+        if file.suffix == ".npy":
+            probs, weight = np.load(file, allow_pickle=False), 1.0
+        else:
+            with np.load(file, allow_pickle=False) as data:
+                if not hasattr(data, "files"):
+                    raise ValueError(f"{name}: {path} is a single array, not an .npz with "
+                                     "'probs' and 'weight'")
+                if "probs" not in data.files:
+                    raise ValueError(f"{name}: {path} has no array 'probs' (found "
+                                     f"{data.files})")
+                probs = data["probs"]
+                raw_weight = data["weight"] if "weight" in data.files else np.float64(1.0)
+    except ValueError as err:
+        if str(err).startswith(f"{name}: "):
+            raise
+        raise ValueError(f"{name}: cannot read input file {path} ({err})") from None
+    except Exception as err:  # noqa: BLE001 - zipfile.BadZipFile, EOFError, OSError, ...
+        raise ValueError(f"{name}: cannot read input file {path}: {type(err).__name__}: "
+                         f"{err} (truncated or not an .npz?)") from None
+    if file.suffix != ".npy":
+        if raw_weight.ndim != 0 or not (np.issubdtype(raw_weight.dtype, np.number)
+                                        and not np.issubdtype(raw_weight.dtype,
+                                                              np.complexfloating)):
+            raise ValueError(f"{name}: {path}: field 'weight' must be a single real number, got "
+                             f"an array of shape {list(raw_weight.shape)} and dtype "
+                             f"{raw_weight.dtype}")
+        weight = float(raw_weight)
     try:
         probs = check_probabilities(probs, name=f"{name} ({path})")
     except EnsembleInputError as err:
@@ -198,8 +222,19 @@ def describe(peers: list[int], addresses) -> str:
     return ", ".join(f"party {i} ({addresses[i][0]}:{addresses[i][1]})" for i in peers)
 
 
+HANDSHAKE = "efl-party/handshake/v1"
+
+
 async def connect(mpc, timeout: float, addresses) -> None:
-    """``mpc.start()`` bounded by ``timeout``; names the parties that never connected."""
+    """``mpc.start()`` and an MPyC handshake with every peer, together bounded by ``timeout``.
+
+    MPyC counts a peer as connected as soon as a TCP connection to its port opens, even when
+    some other service answers there and never speaks MPyC. So start-up is done only when every
+    peer has also returned the handshake token over MPyC (``mpc.transfer``); a peer that does
+    not within the start-up timeout is named (exit code 3), instead of the round waiting for
+    its whole timeout.
+    """
+    deadline = time.monotonic() + timeout
     try:
         await asyncio.wait_for(mpc.start(), timeout)
     except TimeoutError:
@@ -210,6 +245,20 @@ async def connect(mpc, timeout: float, addresses) -> None:
     except OSError as err:
         raise PartyFailure("bind", f"cannot listen on port {addresses[mpc.pid][1]}: {err}",
                            [mpc.pid]) from None
+    try:
+        tokens = await asyncio.wait_for(mpc.transfer(HANDSHAKE),
+                                        max(deadline - time.monotonic(), 0.5))
+    except TimeoutError:
+        silent = awaited_peers(mpc) or unconnected_peers(mpc) or [
+            p.pid for p in mpc.parties if p.pid != mpc.pid]
+        raise PartyFailure("connect", f"{describe(silent, addresses)} accepted the connection "
+                           f"but did not complete the MPyC handshake within {timeout:g} s: is "
+                           "another service listening on that port, or an efl party of another "
+                           "version?", silent) from None
+    wrong = [i for i, token in enumerate(tokens) if token != HANDSHAKE]
+    if wrong:
+        raise PartyFailure("connect", f"{describe(wrong, addresses)} answered the MPyC handshake "
+                           "with something else: not an efl party of this version", wrong)
 
 
 async def supervised(mpc, coro, timeout: float, addresses):
@@ -352,9 +401,19 @@ def main(argv: list[str]) -> int:
         from efl_toolkit.secure.compute_party import main as compute_party_main
 
         return compute_party_main(argv)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()  # errors: one line `efl party: error: ...`, exit 2 (no usage dump)
+    parser.error = lambda message: parser.exit(2, f"efl party: error: {message}\n")
+    args = parser.parse_args(argv)
     out_dir = Path(args.out).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / f".party_{args.index}.probe"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        print(f"efl party: error: --out {args.out}: cannot write there "
+              f"({err.strerror or err})", file=sys.stderr)
+        return EXIT_CODES["input"]
     index = args.index
     status_path = out_dir / f"party_{index}.status"
     stage = {"stage": "starting"}
@@ -371,6 +430,8 @@ def main(argv: list[str]) -> int:
         if args.tls:
             enter_tls_dir(args.tls, index, out_dir)
     except ValueError as err:
+        status("failed")
+        print(f"efl party: error: {err}", file=sys.stderr, flush=True)
         return finish(out_dir, index, {**failed, "stage": "input", "error_kind": "input",
                                        "error": str(err), "peers": []}, {})
     if args.parent_pid:
@@ -384,11 +445,17 @@ def main(argv: list[str]) -> int:
     try:
         outcome = mpc.run(session(mpc, args, spec, probs, weight, addresses, status))
     except PartyFailure as err:
-        code = finish(out_dir, index, {**failed, "stage": stage["stage"], "error_kind": err.kind,
+        reached = stage["stage"]
+        status("failed")
+        print(f"efl party: error: {err}", file=sys.stderr, flush=True)
+        code = finish(out_dir, index, {**failed, "stage": reached, "error_kind": err.kind,
                                        "error": str(err), "peers": err.peers}, {})
         os._exit(code)
     except Exception as err:  # noqa: BLE001 - report any crash as this party's error
-        code = finish(out_dir, index, {**failed, "stage": stage["stage"], "error_kind": "error",
+        reached = stage["stage"]
+        status("failed")
+        print(f"efl party: error: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
+        code = finish(out_dir, index, {**failed, "stage": reached, "error_kind": "error",
                                        "error": f"{type(err).__name__}: {err}", "peers": []}, {})
         os._exit(code)
     payload, arrays = result_payload(args, addresses, t, spec, outcome)
