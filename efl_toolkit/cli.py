@@ -104,29 +104,177 @@ def demo_main(args: argparse.Namespace) -> int:
         >>> demo_main(build_parser().parse_args(["demo", "--out", "efl_out"]))  # doctest: +SKIP
         0
     """
-    from efl_toolkit.data import DatasetError
-    from efl_toolkit.pipeline import run_experiment
+    from efl_toolkit.data import DatasetError, load_dataset
+    from efl_toolkit.ledger import LedgerError
     from efl_toolkit.secure import SecureRoundError
 
     try:
         config = config_from_args(args)
-        result = run_experiment(config, args.out)
-    except (DatasetError, SecureRoundError, ValueError) as error:
+        check_out_dir(args.out)  # before any long work
+        check_secure_round(config)
+        load_dataset(config.dataset)  # a bad file fails here, seconds in, not after training
+    except (DatasetError, ValueError) as error:
         print(f"efl demo: error: {error}", file=sys.stderr)
         return 2
+    from efl_toolkit.pipeline import run_experiment
+
+    try:
+        with out_dir_lock(args.out):
+            result = run_experiment(config, args.out)
+    except (DatasetError, ValueError, LedgerError) as error:
+        print(f"efl demo: error: {error}", file=sys.stderr)
+        return 2
+    except SecureRoundError as error:
+        print(f"efl demo: error: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"efl demo: error: {getattr(error, 'filename', None) or args.out}: "
+              f"{error.strerror or error}", file=sys.stderr)
+        return 1
     from efl_toolkit.report import headline
 
     print(headline(result.report, args.out))
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Runs the ``efl`` command; returns the process exit code."""
+def check_out_dir(out: str) -> None:
+    """``ValueError`` (one line, naming ``--out``) unless ``out`` is, or can become, a folder
+    this process can write in; nothing is created.
+
+    Example:
+        >>> check_out_dir("/proc/version")
+        Traceback (most recent call last):
+        ...
+        ValueError: --out /proc/version is an existing file, not a folder: name a folder
+    """
+    import os
+    from pathlib import Path
+
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--out {out} is an existing file, not a folder: name a folder")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"--out {out}: {existing} is a file, so the folder cannot be created")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: {existing} is not writable (read-only folder or media); "
+                         "choose another --out")
+    import tempfile
+
+    try:  # root passes os.access on a read-only mount: try for real
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        raise ValueError(f"--out {out}: cannot write in {existing} ({err.strerror or err}); "
+                         "choose another --out") from None
+
+
+def check_secure_round(config: ExperimentConfig) -> None:
+    """The secure round's own constructor checks (committee size, colluders), run before any
+    training, with a hint how to make it work.
+
+    Example:
+        >>> from efl_toolkit.config import get_config
+        >>> check_secure_round(get_config("classroom_fast"))
+    """
+    from efl_toolkit.secure.committee_client import Committee
+
+    size = getattr(config, "n_parties", None)
     try:
-        return _dispatch(list(sys.argv[1:] if argv is None else argv))
+        Committee(3 if size is None else size)  # validates only; start() launches
+    except ValueError as err:
+        raise ValueError(f"--parties {size}: {err} (e.g. --parties 3)") from None
+
+
+class out_dir_lock:  # noqa: N801 - used as a context manager
+    """An exclusive ``flock`` on ``OUT/.efl-demo.lock`` for one run: a second ``efl demo`` into
+    the same folder fails at once, and a killed run never leaves a stale lock (the kernel
+    releases it with the process)."""
+
+    def __init__(self, out: str) -> None:
+        from pathlib import Path
+
+        self.path = Path(out) / ".efl-demo.lock"
+        self.fd: int | None = None
+
+    def __enter__(self) -> out_dir_lock:
+        import fcntl
+        import os
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(self.fd)
+            raise ValueError(f"--out {self.path.parent}: another efl demo (pid {holder}) is "
+                             "writing there; wait for it or choose another --out") from None
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import os
+
+        if self.fd is not None:
+            os.close(self.fd)  # releases the lock; the empty-of-meaning file may stay
+
+
+BAD_INPUT_ERRORS = (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError,
+                    NotADirectoryError, PermissionError)
+
+
+def _one_line_error(self: argparse.ArgumentParser, message: str):
+    self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _command_name(argv: list[str]) -> str:
+    words = ["efl"]
+    for word in argv[:2]:
+        if word.startswith("-"):
+            break
+        words.append(word)
+        if word not in ("ledger", "party"):
+            break
+    return " ".join(words)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the ``efl`` command; returns the process exit code.
+
+    Whatever a subcommand meets, the user sees ONE line ``efl <command>: error: ...``, never a
+    traceback: argparse errors of every subcommand's parser (also those built by ``efl party``
+    and ``efl share`` themselves) and bad-input exceptions exit 2; anything unexpected exits 1
+    (``EFL_DEBUG=1`` shows its traceback).
+    """
+    import os
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    original = argparse.ArgumentParser.error
+    argparse.ArgumentParser.error = _one_line_error  # type: ignore[method-assign]
+    try:
+        return _dispatch(argv)
     except BrokenPipeError:  # e.g. `efl ledger log ... | head`: the reader left, not an error
         sys.stderr.close()
         return 0
+    except KeyboardInterrupt:
+        print(f"{_command_name(argv)}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - the last net: one line, never a traceback
+        if os.environ.get("EFL_DEBUG"):
+            raise
+        bad_input = isinstance(error, BAD_INPUT_ERRORS)
+        detail = str(error) if isinstance(error, ValueError) else \
+            f"{type(error).__name__}: {error}"
+        hint = "" if bad_input else " (unexpected; rerun with EFL_DEBUG=1 for the traceback)"
+        print(f"{_command_name(argv)}: error: {detail}{hint}".replace("\n", " "),
+              file=sys.stderr)
+        return 2 if bad_input else 1
+    finally:
+        argparse.ArgumentParser.error = original  # type: ignore[method-assign]
 
 
 def _dispatch(argv: list[str]) -> int:

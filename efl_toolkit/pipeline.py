@@ -86,7 +86,9 @@ class ExperimentResult:
 
 
 def prepare_out_dir(out_dir: str | Path) -> Path:
-    """Creates ``out_dir`` and clears a previous run's ledger, keystore and artifacts there.
+    """Creates ``out_dir`` and clears a previous run's ledger, keystore, checkpoint, artifacts
+    and report there (also what a run killed half-way left: temporary files, a ``-wal``), so
+    nothing of an older or unfinished run is presented as this run's.
 
     Returns:
         The ledger path inside ``out_dir``.
@@ -96,7 +98,12 @@ def prepare_out_dir(out_dir: str | Path) -> Path:
     ledger_path = out / LEDGER_FILE
     for stale in (keystore_path(ledger_path), out / "artifacts"):
         shutil.rmtree(stale, ignore_errors=True)
-    for suffix in ("", "-wal", "-shm", "-journal", ".creating"):
+    for name in ("report.json", "report.md"):  # report.json last written = run complete
+        (out / name).unlink(missing_ok=True)
+    for leftover in [*out.glob(".report.*.tmp-*"), *out.glob(f"{LEDGER_FILE}.checkpoint*")]:
+        leftover.unlink(missing_ok=True)
+    for suffix in ("", "-wal", "-shm", "-journal", ".creating", ".creating-wal",
+                   ".creating-shm"):
         Path(f"{ledger_path}{suffix}").unlink(missing_ok=True)
     return ledger_path
 

@@ -314,13 +314,46 @@ def report_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Writes ``text`` to ``path`` so that a crash leaves the old file or the new one, never a
+    half-written one (temporary file, fsync, rename)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def ledger_anchors(ledger_path: Path) -> dict:
+    """What a verifier keeps out of band: the signed checkpoint note, the genesis hash and the
+    institutions' verifier keys (``efl ledger verify --checkpoint/--genesis/--trusted-keys``)."""
+    from efl_toolkit.ledger import open_ledger
+    from efl_toolkit.ledger.checkpoint import verifier_key
+
+    with open_ledger(ledger_path) as view:
+        stored = view.stored_checkpoint()
+        return {"checkpoint": stored.to_note() if stored is not None else None,
+                "genesis": view.headers(0, 1)[0].hash,
+                "verifier_keys": [verifier_key(i, k) for i, k in view.member_keys().items()]}
+
+
 def write_outputs(result: ExperimentResult, out_dir: str | Path, total_seconds: float) -> dict:
-    """Writes ``report.json``, ``report.md`` and the plots; returns the report."""
+    """Writes the plots, ``report.md`` and, last, ``report.json``; returns the report.
+
+    Each report file is written atomically, and ``report.json`` (the run's "complete" mark)
+    only after everything else: a run killed on the way never leaves a half report.
+    """
     out = Path(out_dir)
     save_plots(result, out)
     report = build_report(result, out, total_seconds)
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "report.md").write_text(report_markdown(report))
+    report["ledger"].update(ledger_anchors(Path(result.ledger_path)))
+    write_text_atomic(out / "report.md", report_markdown(report))
+    write_text_atomic(out / "report.json", json.dumps(report, indent=2) + "\n")
     return report
 
 

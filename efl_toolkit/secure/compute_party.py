@@ -34,6 +34,7 @@ import functools
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -203,6 +204,8 @@ def main(argv: list[str]) -> int:
         write_json_atomic(status_path, {"stage": stage, "time": time.time(), "pid": os.getpid()})
 
     def fail(kind: str, message: str, peers=()) -> int:
+        status("failed")
+        print(f"efl party: error: {message}", file=sys.stderr, flush=True)
         write_json_atomic(out_dir / f"party_{args.index}.json",
                           {"party": args.index, "ok": False, "fatal": True, "error_kind": kind,
                            "error": message, "peers": list(peers)})

@@ -1,0 +1,128 @@
+"""``efl demo`` killed (SIGKILL) at random moments, five times into the same ``--out``, then run
+again (issue 10, fault 8): the last run finishes and its ledger verifies, no lock is left held,
+no party process outlives its killed parent, and a report is never half-written or left over
+from another run.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from efl_toolkit.cli import out_dir_lock
+from efl_toolkit.ledger import open_ledger
+
+REPORT_KEYS = {"dataset", "institutions", "ensembles", "baselines", "ledger", "timings"}
+
+
+def demo(out) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "efl_toolkit.cli", "demo", "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def check_report_is_complete_or_absent(out) -> None:
+    report = out / "report.json"
+    if report.exists():  # only ever the whole file of a run that finished
+        data = json.loads(report.read_text())
+        assert REPORT_KEYS <= set(data)
+        assert (out / "report.md").exists()
+        assert data["ledger"]["head"] == open_ledger(out / "ledger.sqlite").head_hash
+
+
+@pytest.mark.slow
+def test_five_kills_then_a_clean_run(tmp_path):
+    out = tmp_path / "out"
+    rng = random.Random(10)
+    moments = sorted(rng.uniform(1.0, 40.0) for _ in range(5))
+    rng.shuffle(moments)
+    seen_parties = 0
+    for moment in moments:
+        proc = demo(out)
+        parent = psutil.Process(proc.pid)
+        children: dict[int, psutil.Process] = {}
+        deadline = time.monotonic() + moment
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:  # remember every descendant (party processes come and go)
+                for child in parent.children(recursive=True):
+                    children.setdefault(child.pid, child)
+            except psutil.NoSuchProcess:
+                break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        seen_parties += sum(1 for c in children.values() if _is_party(c))
+        _, alive = psutil.wait_procs(list(children.values()), timeout=20)
+        assert not alive, f"orphans after a kill at {moment:.1f} s: {[c.pid for c in alive]}"
+        check_report_is_complete_or_absent(out)
+        with out_dir_lock(str(out)):  # never a stale lock: the kernel released it
+            pass
+    assert seen_parties > 0, "no kill landed while party processes were running"
+
+    start = time.monotonic()
+    final = demo(out)
+    _, err = final.communicate(timeout=900)
+    assert final.returncode == 0, err[-2000:]
+    assert "Traceback" not in err
+    check_report_is_complete_or_absent(out)
+    report = json.loads((out / "report.json").read_text())
+    assert report["ledger"]["verified"] is True
+    verify = subprocess.run([sys.executable, "-m", "efl_toolkit.cli", "ledger", "verify",
+                             str(out / "ledger.sqlite"), "--genesis", report["ledger"]["genesis"]],
+                            capture_output=True, text=True, timeout=120)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "consistent with the checkpoint" in verify.stdout
+    leftovers = [p.name for p in out.iterdir() if ".tmp" in p.name or p.name.endswith(
+        ("-wal", "-shm", ".creating"))]
+    assert not leftovers
+    fd = os.open(out / ".efl-demo.lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # not held by anyone
+    finally:
+        os.close(fd)
+    print(f"final run {time.monotonic() - start:.1f} s after kills at "
+          f"{', '.join(f'{m:.1f}' for m in moments)} s; {seen_parties} party processes seen")
+
+
+def _is_party(proc: psutil.Process) -> bool:
+    try:
+        return "party" in proc.cmdline()
+    except psutil.Error:
+        return False
+
+
+def test_prepare_out_dir_clears_what_a_killed_run_left(tmp_path):
+    from efl_toolkit.pipeline import prepare_out_dir
+
+    left = ["report.json", "report.md", ".report.json.tmp-123", "ledger.sqlite",
+            "ledger.sqlite-wal", "ledger.sqlite-shm", "ledger.sqlite.creating",
+            "ledger.sqlite.checkpoint", "ledger.sqlite.checkpoint.tmp-99"]
+    for name in left:
+        (tmp_path / name).write_text("old")
+    (tmp_path / "notes.txt").write_text("mine")
+    assert prepare_out_dir(tmp_path) == tmp_path / "ledger.sqlite"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_report_files_are_replaced_atomically(tmp_path, monkeypatch):
+    from efl_toolkit import report
+
+    target = tmp_path / "report.json"
+    target.write_text('{"complete": "old run"}')
+
+    def crash(*args):
+        raise OSError("simulated crash before the rename")
+
+    monkeypatch.setattr(report.os, "replace", crash)
+    with pytest.raises(OSError):
+        report.write_text_atomic(target, '{"complete": "new run", "half": ')
+    assert target.read_text() == '{"complete": "old run"}'  # never half of the new one
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]  # no temporary left
