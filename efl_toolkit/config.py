@@ -26,6 +26,8 @@ import numbers
 import os
 from dataclasses import dataclass, field
 
+METHODS = ("hierarchical", "ensemble_only")
+DECISIONS = ("balanced", "argmax")
 PRESET_ENV_VAR = "EFL_PRESET"
 DEFAULT_PRESET = "classroom_fast"
 PARTITIONS = ("iid", "dirichlet", "quantity")
@@ -90,9 +92,22 @@ class ExperimentConfig:
         dirichlet_alpha: Concentration of the Dirichlet label skew (smaller: more skewed).
         device_skew: Give each institution its own imaging-device profile.
         val_fraction: Share of each institution's data held out for its own validation.
-        n_parties: Number of MPyC party processes in a secure round (``None``: one per
-            institution).
-        fixed_point_bits: Fractional bits of the MPyC fixed-point type.
+        n_parties: Compute parties of the committee that runs every secure round (``M >= 3``;
+            the institutions only hand them additive shares, see ``docs/secure.md``).
+        fixed_point_bits: Fractional bits of the fixed-point encoding of secure rounds.
+        method: ``"hierarchical"`` (federated groups, then the secure ensemble; the default)
+            or ``"ensemble_only"`` (each institution trains alone, then the secure ensemble:
+            the first design).
+        rounds: Maximum federated-averaging rounds per group.
+        local_epochs: Local epochs per federated round.
+        round_patience: Stop a group after this many rounds without a better consortium
+            validation loss.
+        finetune_epochs: Epochs a keeper may fine-tune its group model on its own share (0:
+            never).
+        decision: How the method's level 2 turns probabilities into labels: ``"balanced"``
+            (two classes: the operating point with the best ``TPR - FPR`` on the pooled
+            validation shares; more classes: divide by the consortium's class prior; both
+            computed securely by the committee) or ``"argmax"``.
         train: Local training hyper-parameters.
         seed: Master seed; data, parameter and sampling keys are derived from it separately.
     """
@@ -104,10 +119,16 @@ class ExperimentConfig:
     dirichlet_alpha: float = 1.0
     device_skew: bool = True
     val_fraction: float = 0.15
-    n_parties: int | None = None
+    n_parties: int = 3
     fixed_point_bits: int = 16
     train: TrainConfig = field(default_factory=TrainConfig)
     seed: int = 0
+    method: str = "hierarchical"
+    rounds: int = 10
+    local_epochs: int = 1
+    round_patience: int = 4
+    finetune_epochs: int = 3
+    decision: str = "balanced"
 
     def __post_init__(self) -> None:
         """Rejects values that cannot work, up front, with one message naming the option
@@ -118,9 +139,17 @@ class ExperimentConfig:
                               f"{self.partition!r}")
         _check_number("dirichlet_alpha", self.dirichlet_alpha, low=0, low_open=True)
         _check_number("val_fraction", self.val_fraction, low=0, high=1, high_open=True)
-        if self.n_parties is not None:
-            _check_number("n_parties", self.n_parties, integer=True, low=1)
-        _check_number("fixed_point_bits", self.fixed_point_bits, integer=True, low=1, high=64)
+        _check_number("n_parties", self.n_parties, integer=True, low=3)
+        _check_number("fixed_point_bits", self.fixed_point_bits, integer=True, low=4, high=20)
+        if self.method not in METHODS:
+            raise ConfigError(f"method must be one of {list(METHODS)}, got {self.method!r}")
+        _check_number("rounds", self.rounds, integer=True, low=1)
+        _check_number("local_epochs", self.local_epochs, integer=True, low=1)
+        _check_number("round_patience", self.round_patience, integer=True, low=1)
+        _check_number("finetune_epochs", self.finetune_epochs, integer=True, low=0)
+        if self.decision not in DECISIONS:
+            raise ConfigError(f"decision must be one of {list(DECISIONS)}, got "
+                              f"{self.decision!r}")
         _check_number("seed", self.seed, integer=True, low=0)
         if not isinstance(self.train, TrainConfig):
             raise ConfigError(f"train must be a TrainConfig, got {type(self.train).__name__}")

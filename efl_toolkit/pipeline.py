@@ -1,10 +1,13 @@
 """The end-to-end experiment behind ``efl demo`` and notebook 06.
 
-One call runs the flow of DESIGN.md: load the data, partition it into institutions, train each
-institution's capacity-assigned models (level 1: its local ensemble), record the consortium and
-every model version on the ledger, combine the institutions' probabilities in a secure MPyC
-round of real party processes (level 2), record the round and its result, score everything
-against the baselines (centralized, each institution alone, the plaintext ensemble, FedAvg on a
+One call runs the method (``docs/design.md``): load the data, partition it into institutions,
+train each institution alone (level 1 of the first design, and the lower bound), record the
+consortium and every model version on the ledger, start a committee of compute-party processes,
+train every federated group under secure aggregation (each round a MODEL_COMMIT whose parent is
+the previous round's version), weigh the institutions' local ensembles by a consortium-wide
+validation AUC computed securely, combine their test probabilities in a secure round of the
+committee (level 2), record the round and its result, score everything against the baselines
+(centralized, each institution alone, the first design ``ensemble_only``, FedAvg on a
 homogeneous small CNN) and write ``report.json``, ``report.md`` and plots
 (:mod:`efl_toolkit.report`).
 
@@ -21,8 +24,8 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jax
@@ -31,14 +34,37 @@ import numpy as np
 from efl_toolkit.baselines import FedAvgRun, fedavg_train, train_centralized
 from efl_toolkit.config import ExperimentConfig
 from efl_toolkit.data import Dataset, Institution, institutions_from_config, load_dataset
-from efl_toolkit.ensemble import weighted_mean
+from efl_toolkit.ensemble import prior_corrected, weighted_mean
+from efl_toolkit.federation.aggregation import secure_aggregation
+from efl_toolkit.federation.groups import (
+    GroupResult,
+    LocalEnsemble,
+    form_groups,
+    local_ensembles,
+    train_groups,
+)
 from efl_toolkit.federation.level1 import LocalResult, train_each_alone
-from efl_toolkit.federation.level2 import level2_weights
-from efl_toolkit.federation.record import record_local_results
+from efl_toolkit.federation.level2 import (
+    consortium_class_prior,
+    consortium_validation_auc,
+    consortium_weights,
+    level2_weights,
+    operating_point,
+)
+from efl_toolkit.federation.record import (
+    group_round_recorder,
+    record_fine_tuned,
+    record_local_results,
+)
 from efl_toolkit.ledger import Consortium, Ledger, ModelRegistry, hash_array, keystore_path
 from efl_toolkit.rng import experiment_keys
-from efl_toolkit.secure import DEFAULT_FRAC_BITS, SecureEnsembleResult, secure_ensemble
-from efl_toolkit.training import EvaluationResult, evaluate
+from efl_toolkit.secure import (
+    DEFAULT_FRAC_BITS,
+    Committee,
+    SecureEnsembleResult,
+    committee_ensemble,
+)
+from efl_toolkit.training import EvaluationResult, evaluate, predict_proba
 
 LEDGER_FILE = "ledger.sqlite"
 ROUND_ID = "round-1"
@@ -54,18 +80,27 @@ class ExperimentResult:
         config: The configuration that ran.
         dataset: The dataset (official splits; the test split is the shared query set).
         institutions: The institutions with their private shares.
-        alone: Each institution's level-1 result (its models and local ensemble), by id.
-        weights: Level-2 weight of each institution (from its own validation share).
-        plaintext_probs: Plaintext weighted ensemble of the level-1 test probabilities.
+        alone: Each institution's models trained alone and their local ensemble, by id.
+        weights: Level-2 weight of each institution in the method's ensemble.
+        plaintext_probs: The method's level-2 ensemble computed in plaintext.
         plaintext: Its evaluation.
-        secure: The secure round (real MPyC party processes).
-        secure_eval: Evaluation of the secure ensemble's opened mean.
+        secure: The secure round (committee of compute-party processes).
+        secure_eval: Evaluation of the secure ensemble's opened mean (the method's result).
         centralized: The pooled-data upper bound.
         fedavg: FedAvg on a homogeneous small CNN.
-        versions: Ledger version of every model, ``{institution: {architecture: version}}``.
+        versions: Ledger version of every level-1 model, ``{institution: {arch: version}}``.
         ledger_path: The ledger file.
         seconds: Wall time per stage.
         report: The ``report.json`` content (``None`` when nothing was written).
+        groups: The federated groups (empty for ``method="ensemble_only"``), by architecture.
+        local: Each institution's local ensemble in the method (after the groups).
+        validation_auc: Consortium-wide validation AUC of each local ensemble (hierarchical).
+        ensemble_only_probs: The first design's ensemble (alone models, own-validation
+            weights), plaintext.
+        ensemble_only: Its evaluation.
+        level1_probs: Each institution's local-ensemble test probabilities in the method.
+        class_prior: The consortium's pooled training class frequencies (computed securely).
+        decision_prior: The level-2 decision rule as an effective prior (``decide``).
     """
 
     config: ExperimentConfig
@@ -83,6 +118,27 @@ class ExperimentResult:
     ledger_path: Path
     seconds: dict[str, float]
     report: dict | None = None
+    groups: dict[str, GroupResult] = field(default_factory=dict)
+    local: dict[str, LocalEnsemble | LocalResult] = field(default_factory=dict)
+    validation_auc: dict[str, float] = field(default_factory=dict)
+    ensemble_only_probs: np.ndarray | None = None
+    ensemble_only: EvaluationResult | None = None
+    level1_probs: dict[str, np.ndarray] = field(default_factory=dict)
+    class_prior: np.ndarray | None = None
+    decision_prior: np.ndarray | None = None
+
+    def decide(self, probs: np.ndarray) -> np.ndarray:
+        """The method's level-2 decision rule (``config.decision``) applied to probabilities."""
+        if self.config.decision == "balanced" and self.decision_prior is not None:
+            return prior_corrected(probs, self.decision_prior)
+        return probs
+
+
+def _predictor(local: LocalEnsemble | LocalResult) -> Callable[[np.ndarray], np.ndarray]:
+    """``images -> probabilities`` of an institution's local ensemble (either kind)."""
+    if isinstance(local, LocalEnsemble):
+        return local.predict
+    return lambda x: np.mean([predict_proba(t.model, x) for t in local.trained], axis=0)
 
 
 def prepare_out_dir(out_dir: str | Path) -> Path:
@@ -108,62 +164,53 @@ def prepare_out_dir(out_dir: str | Path) -> Path:
     return ledger_path
 
 
-def with_helper_parties(level1_probs: dict[str, np.ndarray], weights: dict[str, float],
-                        n_parties: int | None) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """Adds compute-only parties so that ``n_parties`` processes run the round.
+def run_secure_round(ledger: Ledger, versions: Mapping[str, Mapping[str, str]],
+                     level1_probs: Mapping[str, np.ndarray], weights: Mapping[str, float],
+                     committee: Committee | int, dataset: Dataset, *,
+                     frac_bits: int = DEFAULT_FRAC_BITS,
+                     decide: Callable[[np.ndarray], np.ndarray] | None = None
+                     ) -> SecureEnsembleResult:
+    """Records ROUND_START, runs the level-2 secure round, records ROUND_RESULT (or FAILED).
 
-    Every institution is one party. Extra parties (``helper-1``...) hold no data: they input a
-    uniform matrix with weight 0, so the weighted mean is unchanged, and they raise the number of
-    shares an adversary must collect (``t < M/2``). Fewer parties than institutions would make a
-    party hold two institutions' inputs in the clear, so that is refused.
-
-    Example:
-        >>> probs, w = with_helper_parties({"a": np.eye(2), "b": np.eye(2)}, {"a": .5, "b": .5}, 3)
-        >>> list(probs), w["helper-1"]
-        (['a', 'b', 'helper-1'], 0.0)
-    """
-    n_inst = len(level1_probs)
-    if n_parties is None or n_parties == n_inst:
-        return dict(level1_probs), dict(weights)
-    if n_parties < n_inst:
-        raise ValueError(f"--parties {n_parties}: each of the {n_inst} institutions must be its "
-                         f"own MPyC party, so at least {n_inst} parties are needed")
-    shape = next(iter(level1_probs.values())).shape
-    inputs, input_weights = dict(level1_probs), dict(weights)
-    for k in range(1, n_parties - n_inst + 1):
-        inputs[f"helper-{k}"] = np.full(shape, 1.0 / shape[1])
-        input_weights[f"helper-{k}"] = 0.0
-    return inputs, input_weights
-
-
-def run_secure_round(ledger: Ledger, versions: dict[str, dict[str, str]],
-                     level1_probs: dict[str, np.ndarray], weights: dict[str, float],
-                     n_parties: int | None, dataset: Dataset, *,
-                     frac_bits: int = DEFAULT_FRAC_BITS) -> SecureEnsembleResult:
-    """Records ROUND_START, runs the secure round, records ROUND_RESULT (or ROUND_FAILED).
-
-    ``frac_bits`` is the fixed-point precision of the round (``config.fixed_point_bits``).
+    Args:
+        ledger: A writable ledger whose members are the institutions.
+        versions: The model versions taking part, ``{institution: {arch: version}}``.
+        level1_probs: Each institution's local-ensemble test probabilities ``[n, C]``.
+        weights: Public level-2 weights (the mean is renormalized over who is included).
+        committee: A running :class:`~efl_toolkit.secure.Committee`, or its size to start one.
+        dataset: The dataset (its test split is the query set).
+        frac_bits: Fixed-point precision of the round (``config.fixed_point_bits``).
+        decide: The level-2 decision rule for the recorded metrics (default: argmax).
 
     Raises:
         SecureRoundError: The round failed (recorded on the ledger first).
     """
     registry = ModelRegistry(ledger)
     coordinator = next(iter(versions))
-    inputs, input_weights = with_helper_parties(level1_probs, weights, n_parties)
-    protocol = {"protocol": "mpyc-shamir-weighted-mean", "reveal": "mean",
-                "parties": len(inputs), "weights": input_weights, "frac_bits": frac_bits,
+    size = committee if isinstance(committee, int) else committee.size
+    protocol = {"protocol": "committee-additive-shares+mpyc-shamir", "reveal": "mean",
+                "compute_parties": size, "institutions": list(level1_probs),
+                "weights": dict(weights), "frac_bits": frac_bits,
                 "queries": len(dataset.test), "query_set": f"{dataset.name}:test"}
     all_versions = [v for per_inst in versions.values() for v in per_inst.values()]
     registry.start_round(coordinator, ROUND_ID, all_versions, protocol)
     try:
-        result = secure_ensemble(inputs, input_weights, reveal="mean", timeout=ROUND_TIMEOUT,
-                                 frac_bits=frac_bits)
+        if isinstance(committee, int):
+            with Committee(committee, round_timeout=ROUND_TIMEOUT) as running:
+                result = committee_ensemble(running, dict(level1_probs), dict(weights),
+                                            frac_bits=frac_bits)
+        else:
+            result = committee_ensemble(committee, dict(level1_probs), dict(weights),
+                                        frac_bits=frac_bits)
     except Exception as error:
         registry.fail_round(coordinator, ROUND_ID, f"{type(error).__name__}: {error}"[:500])
         raise
-    metrics = evaluate(result.mean, dataset.test.labels, dataset.n_classes, warn=False)
-    round_metrics = {"accuracy": round(float(metrics.accuracy), 6), "seconds":
-                     round(result.seconds, 3), "parties": result.n_parties}
+    scored = result.mean if decide is None else decide(result.mean)
+    metrics = evaluate(scored, dataset.test.labels, dataset.n_classes, warn=False)
+    round_metrics = {"accuracy": round(float(metrics.accuracy), 6),
+                     "balanced_accuracy": round(float(metrics.balanced_accuracy), 6),
+                     "seconds": round(result.seconds, 3), "parties": result.n_parties,
+                     "included": len(result.included)}
     if np.isfinite(metrics.auc):
         round_metrics["auc"] = round(float(metrics.auc), 6)
     registry.finish_round(coordinator, ROUND_ID, hash_array(result.mean), round_metrics)
@@ -199,13 +246,15 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path = "efl_out", *,
 
     keys = experiment_keys(config.seed)
     dataset = load_dataset(config.dataset)
-    log(f"[1/6] {dataset.name}: {len(dataset.train)} train / {len(dataset.val)} val / "
+    log(f"[1/7] {dataset.name}: {len(dataset.train)} train / {len(dataset.val)} val / "
         f"{len(dataset.test)} test, {dataset.n_classes} classes, images {dataset.image_shape}")
     institutions = tuple(institutions_from_config(dataset, config))
+    groups = form_groups(institutions, dataset)            # checks capacities up front
     ledger_path = prepare_out_dir(out_dir)
     t = timed("data", started)
 
-    log(f"[2/6] level 1: {len(institutions)} institutions train their own models")
+    log(f"[2/7] each institution alone: {len(institutions)} institutions train their own "
+        "models on their own shares")
     alone = train_each_alone(institutions, dataset, config.train, keys.params,
                              progress=progress)
     for inst in institutions:
@@ -213,45 +262,88 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path = "efl_out", *,
         log(f"      {inst.id:<12} {inst.capacity.tier:<7} {'+'.join(res.architectures):<14} "
             f"n_train={inst.n_train:<5} test acc={res.test.accuracy:.3f} auc={res.test.auc:.3f}")
     t = timed("local_training", t)
+    n_classes, labels = dataset.n_classes, dataset.test.labels
+    own_weights = level2_weights(institutions, alone, n_classes)
+    only_probs = weighted_mean([alone[i.id].test_probs for i in institutions],
+                               list(own_weights.values()))
 
-    log("[3/6] ledger: consortium genesis and model commits")
+    log("[3/7] ledger: consortium genesis and the models trained alone")
     consortium = Consortium.generate([inst.id for inst in institutions])
     ledger = Ledger.create(ledger_path, consortium, save_keys=True)
+    group_results: dict[str, GroupResult] = {}
+    validation_auc: dict[str, float] = {}
     try:
-        versions = record_local_results(ModelRegistry(ledger), institutions, alone, dataset)
+        registry = ModelRegistry(ledger)
+        versions = record_local_results(registry, institutions, alone, dataset)
         t = timed("ledger_models", t)
+        with Committee(config.n_parties, round_timeout=ROUND_TIMEOUT) as committee:
+            sum_fn = secure_aggregation(committee)
+            prior = consortium_class_prior(institutions, n_classes, sum_fn)
+            if config.method == "hierarchical":
+                log(f"[4/7] federated groups under secure aggregation (committee of "
+                    f"{committee.size} compute parties): "
+                    + "; ".join(f"{g.architecture}: {', '.join(g.members)}" for g in groups))
+                alone_models = {(i.id, arch): tr.model for i in institutions
+                                for arch, tr in zip(alone[i.id].architectures,
+                                                    alone[i.id].trained, strict=True)}
+                group_results = train_groups(
+                    groups, institutions, dataset, config, jax.random.fold_in(keys.params, 30_000),
+                    sum_fn, alone_models=alone_models,
+                    on_round=group_round_recorder(registry, dataset), progress=progress)
+                local = local_ensembles(group_results, institutions)
+                versions = {name: {**versions[name], **kept} for name, kept in
+                            record_fine_tuned(registry, group_results, institutions,
+                                              dataset).items()}
+                validation_auc = consortium_validation_auc(
+                    {name: ens.predict for name, ens in local.items()}, institutions,
+                    n_classes, sum_fn)
+                weights = consortium_weights(validation_auc)
+                level1 = {name: ens.predict(dataset.test.images) for name, ens in local.items()}
+                t = timed("groups", t)
+            else:
+                local, weights = dict(alone), own_weights
+                level1 = {inst.id: alone[inst.id].test_probs for inst in institutions}
+            rule = prior
+            if config.decision == "balanced":
+                predictors = [_predictor(local[name]) for name in weights]
+                rule = operating_point(
+                    lambda x: weighted_mean([f(x) for f in predictors], list(weights.values())),
+                    institutions, n_classes, sum_fn, prior)
 
-        weights = level2_weights(institutions, alone, dataset.n_classes)
-        level1 = {inst.id: alone[inst.id].test_probs for inst in institutions}
-        plaintext_probs = weighted_mean(list(level1.values()), list(weights.values()))
-        log(f"[4/6] level 2: secure weighted mean over {len(institutions)} MPyC party "
-            f"processes (weights {', '.join(f'{w:.2f}' for w in weights.values())})")
-        secure = run_secure_round(ledger, versions, level1, weights, config.n_parties, dataset,
-                                  frac_bits=config.fixed_point_bits)
+            def decide(probs: np.ndarray) -> np.ndarray:
+                return prior_corrected(probs, rule) if config.decision == "balanced" else probs
+
+            plaintext_probs = weighted_mean(list(level1.values()), list(weights.values()))
+            log(f"[5/7] level 2: secure weighted mean by the committee over "
+                f"{len(institutions)} institutions (weights "
+                f"{', '.join(f'{k} {w:.2f}' for k, w in weights.items())})")
+            secure = run_secure_round(ledger, versions, level1, weights, committee, dataset,
+                                      frac_bits=config.fixed_point_bits, decide=decide)
         t = timed("secure_round", t)
     finally:
         ledger.close()
 
-    log("[5/6] baselines: centralized small CNN and FedAvg (homogeneous small CNN)")
+    log("[6/7] baselines: centralized small CNN and FedAvg (homogeneous small CNN)")
     centralized = train_centralized(dataset, "cnn", config.train,
                                     jax.random.fold_in(keys.params, 10_000), progress=progress)
     fedavg = fedavg_train(institutions, dataset.test, jax.random.fold_in(keys.params, 20_000),
                           config.train, arch="cnn", progress=progress)
     t = timed("baselines", t)
 
-    n_classes = dataset.n_classes
     result = ExperimentResult(
         config=config, dataset=dataset, institutions=institutions, alone=alone,
         weights=weights, plaintext_probs=plaintext_probs,
-        plaintext=evaluate(plaintext_probs, dataset.test.labels, n_classes, warn=False),
-        secure=secure,
-        secure_eval=evaluate(secure.mean, dataset.test.labels, n_classes, warn=False),
+        plaintext=evaluate(decide(plaintext_probs), labels, n_classes, warn=False),
+        secure=secure, secure_eval=evaluate(decide(secure.mean), labels, n_classes, warn=False),
         centralized=centralized, fedavg=fedavg, versions=versions, ledger_path=ledger_path,
-        seconds=stage)
+        seconds=stage, groups=group_results, local=local, validation_auc=validation_auc,
+        ensemble_only_probs=only_probs,
+        ensemble_only=evaluate(only_probs, labels, n_classes, warn=False), level1_probs=level1,
+        class_prior=prior, decision_prior=rule)
     if write:
         from efl_toolkit.report import write_outputs
 
-        log(f"[6/6] report: {Path(out_dir) / 'report.json'}")
+        log(f"[7/7] report: {Path(out_dir) / 'report.json'}")
         report = write_outputs(result, out_dir, total_seconds=time.perf_counter() - started)
         result = dataclasses.replace(result, report=report)
     return result

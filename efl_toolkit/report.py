@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -59,8 +60,9 @@ def build_report(result: ExperimentResult, out_dir: str | Path, total_seconds: f
     """The ``report.json`` content (keys of DESIGN.md, plus details)."""
     ds, secure = result.dataset, result.secure
     labels = ds.test.labels
-    unweighted = combine([r.test_probs for r in result.alone.values()], "mean").probabilities
-    vote = combine([r.test_probs for r in result.alone.values()], "vote").probabilities
+    level1 = list(result.level1_probs.values()) or [r.test_probs for r in result.alone.values()]
+    unweighted = combine(level1, "mean").probabilities
+    vote = combine(level1, "vote").probabilities
     best_id, best = best_single_institution(result)
     view = open_ledger(result.ledger_path)
     try:
@@ -84,6 +86,7 @@ def build_report(result: ExperimentResult, out_dir: str | Path, total_seconds: f
             "versions": result.versions[inst.id],
             "models": {arch: {"accuracy": _num(ev.accuracy), "auc": _num(ev.auc)}
                        for arch, ev in alone.per_model.items()},
+            **_method_entry(result, inst.id),
         })
     return {
         "dataset": ds.summary(),
@@ -92,14 +95,18 @@ def build_report(result: ExperimentResult, out_dir: str | Path, total_seconds: f
                    "partition": result.config.partition,
                    "dirichlet_alpha": result.config.dirichlet_alpha,
                    "device_skew": result.config.device_skew,
-                   "epochs": result.config.train.epochs},
+                   "epochs": result.config.train.epochs, "method": result.config.method,
+                   "effective": dataclasses.asdict(result.config)},
         "institutions": institutions,
+        "groups": [g.summary() for g in result.groups.values()],
         "ensembles": {
-            "plaintext_mean": {**_scores(result.plaintext),
-                               "rule": "weighted mean of level-1 probabilities",
+            "plaintext_mean": {**_scores(result.plaintext), "method": result.config.method,
+                               "rule": "weighted mean of the local ensembles' probabilities",
                                "weights": {k: _num(v) for k, v in result.weights.items()}},
             "secure_mean": {
-                **_scores(result.secure_eval), "parties": secure.n_parties,
+                **_scores(result.secure_eval), "method": result.config.method,
+                "parties": secure.n_parties, "committee": secure.committee,
+                "included": list(secure.included), "dropped": list(secure.dropped),
                 "threshold": secure.threshold, "reveal": secure.reveal,
                 "frac_bits": secure.fixed_point.frac_bits,
                 "error_bound": _num(secure.fixed_point.error_bound),
@@ -109,6 +116,9 @@ def build_report(result: ExperimentResult, out_dir: str | Path, total_seconds: f
                                                  == argmax_labels(result.plaintext_probs))),
                 "seconds": round(secure.seconds, 3),
                 "bytes_sent_per_party": [p.bytes_sent for p in secure.parties]},
+            "ensemble_only": {**_scores(result.ensemble_only),
+                              "rule": "each institution alone, weighted by its own validation "
+                                      "AUC (the first design)"},
             "plaintext_unweighted_mean": _scores(evaluate(unweighted, labels, ds.n_classes,
                                                           warn=False)),
             "plaintext_majority_vote": _scores(evaluate(vote, labels, ds.n_classes, warn=False)),
@@ -127,6 +137,19 @@ def build_report(result: ExperimentResult, out_dir: str | Path, total_seconds: f
     }
 
 
+def _method_entry(result: ExperimentResult, inst_id: str) -> dict:
+    """An institution's local ensemble in the hierarchical method (after the groups)."""
+    local = result.local.get(inst_id)
+    if local is None or not hasattr(local, "sources"):
+        return {}
+    scores = evaluate(result.level1_probs[inst_id], result.dataset.test.labels,
+                      result.dataset.n_classes, warn=False)
+    return {"hierarchical": {"architectures": list(local.architectures),
+                             "sources": list(local.sources), **_scores(scores),
+                             "validation_auc": _num(result.validation_auc.get(inst_id,
+                                                                              math.nan))}}
+
+
 def _round_summary(view) -> dict | None:
     rounds = view.rounds()
     if not rounds:
@@ -143,8 +166,11 @@ def metric_rows(result: ExperimentResult) -> list[dict]:
         rows.append({"name": f"{inst_id} ({'+'.join(alone.architectures)})", "kind": "alone",
                      **_scores(alone.test)})
     rows += [
-        {"name": "plaintext weighted mean", "kind": "ensemble", **_scores(result.plaintext)},
-        {"name": f"secure weighted mean ({result.secure.n_parties} parties)",
+        {"name": "ensemble only (each alone)", "kind": "ensemble",
+         **_scores(result.ensemble_only)},
+        {"name": f"{result.config.method} (plaintext)", "kind": "ensemble",
+         **_scores(result.plaintext)},
+        {"name": f"{result.config.method} (secure, committee of {result.secure.n_parties})",
          "kind": "ensemble", **_scores(result.secure_eval)},
         {"name": "FedAvg (homogeneous cnn)", "kind": "baseline",
          **_scores(result.fedavg.final)},
@@ -286,21 +312,37 @@ def report_markdown(report: dict) -> str:
                      f"{' + '.join(inst['architectures'])} | {inst['n_train']} | "
                      f"{_cell(inst['level2_weight'])} | {_cell(inst['test_accuracy'])} | "
                      f"{_cell(inst['test_auc'])} |")
-    lines += ["", "## Ensembles and baselines", "", "| method | accuracy | AUC |", "|---|---|---|"]
-    named = [("secure weighted mean (MPyC)", secure), ("plaintext weighted mean",
-                                                       ens["plaintext_mean"]),
+    if report.get("groups"):
+        lines += ["", "## Federated groups (secure aggregation by the committee)", "",
+                  "| architecture | members | kept by | rounds (best) | fine-tuned | version |",
+                  "|---|---|---|---|---|---|"]
+        for g in report["groups"]:
+            rounds = "alone" if g["alone"] else f"{g['rounds']} ({g['best_round']})"
+            tuned = ", ".join(k for k, v in g["fine_tuned"].items() if v) or "none"
+            lines.append(f"| {g['architecture']} | {', '.join(g['members'])} | "
+                         f"{', '.join(g['keepers'])} | {rounds} | {tuned} | "
+                         f"`{(g['version'] or 'n/a')[:12]}` |")
+    method = report["config"].get("method", "hierarchical")
+    lines += ["", "## Ensembles and baselines", "",
+              "| method | accuracy | balanced accuracy | AUC |", "|---|---|---|---|"]
+    named = [(f"{method}, secure (committee)", secure),
+             (f"{method}, plaintext", ens["plaintext_mean"]),
+             ("ensemble only (each alone, own-validation weights)", ens["ensemble_only"]),
              ("plaintext unweighted mean", ens["plaintext_unweighted_mean"]),
              ("plaintext majority vote", ens["plaintext_majority_vote"]),
              (f"best single institution ({base['best_single_institution']['institution']})",
               base["best_single_institution"]),
              ("FedAvg, homogeneous cnn", base["fedavg_cnn"]),
              ("centralized cnn (pooled data, upper bound)", base["centralized"])]
-    lines += [f"| {name} | {_cell(row['accuracy'])} | {_cell(row['auc'])} |"
-              for name, row in named]
+    lines += [f"| {name} | {_cell(row['accuracy'])} | {_cell(row.get('balanced_accuracy'))} | "
+              f"{_cell(row['auc'])} |" for name, row in named]
     lines += [
         "", "## Secure round", "",
-        f"{secure['parties']} MPyC party processes on 127.0.0.1 (Shamir secret sharing, up to "
+        f"A committee of {secure['parties']} compute-party processes on 127.0.0.1 (additive "
+        f"shares from the institutions, then MPyC's Shamir sharing; up to "
         f"{secure['threshold']} colluding parties learn nothing but the opened mean), "
+        f"{len(secure['included'])} institutions included"
+        f"{' (dropped: ' + ', '.join(secure['dropped']) + ')' if secure['dropped'] else ''}, "
         f"{secure['frac_bits']} fractional bits: max |secure - plaintext| = "
         f"{secure['max_abs_diff_vs_plaintext']:.2e} (bound {secure['error_bound']:.2e}), label "
         f"agreement {secure['label_agreement']:.3f}, {secure['seconds']:.2f} s.", "",
@@ -363,12 +405,17 @@ def headline(report: dict, out_dir: str | Path) -> str:
     best = base["best_single_institution"]
     return "\n".join([
         "",
-        f"secure ensemble ({ens['secure_mean']['parties']} parties): accuracy "
-        f"{_cell(ens['secure_mean']['accuracy'])}, AUC {_cell(ens['secure_mean']['auc'])}",
+        f"{ens['secure_mean'].get('method', 'secure')} ensemble (secure, committee of "
+        f"{ens['secure_mean']['parties']}): accuracy {_cell(ens['secure_mean']['accuracy'])}, "
+        f"balanced accuracy {_cell(ens['secure_mean']['balanced_accuracy'])}, "
+        f"AUC {_cell(ens['secure_mean']['auc'])}",
+        f"ensemble only (each alone): accuracy {_cell(ens['ensemble_only']['accuracy'])}, "
+        f"AUC {_cell(ens['ensemble_only']['auc'])}",
         f"best single institution ({best['institution']}): accuracy {_cell(best['accuracy'])},"
         f" AUC {_cell(best['auc'])}",
-        f"centralized upper bound: accuracy {_cell(base['centralized']['accuracy'])}; FedAvg cnn:"
-        f" {_cell(base['fedavg_cnn']['accuracy'])}",
+        f"centralized upper bound: accuracy {_cell(base['centralized']['accuracy'])}, AUC "
+        f"{_cell(base['centralized']['auc'])}; FedAvg cnn: accuracy "
+        f"{_cell(base['fedavg_cnn']['accuracy'])}, AUC {_cell(base['fedavg_cnn']['auc'])}",
         f"ledger height {report['ledger']['height']}, verified {report['ledger']['verified']}",
         f"report: {Path(out_dir) / 'report.json'} and report.md, plots in {out_dir}",
     ])

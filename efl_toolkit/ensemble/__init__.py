@@ -20,6 +20,7 @@ from efl_toolkit.ensemble.combine import (
     majority_vote,
     mean_probabilities,
     normalize_weights,
+    prior_corrected,
     vote_shares,
     weighted_mean,
     weights_from_scores,
@@ -33,6 +34,7 @@ from efl_toolkit.ensemble.hierarchical import (
 )
 
 __all__ = [
+    "prior_corrected",
     "METHODS",
     "ROW_SUM_ATOL",
     "Combined",

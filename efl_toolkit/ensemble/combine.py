@@ -208,6 +208,31 @@ def argmax_labels(probs) -> np.ndarray:
     return np.argmax(np.asarray(probs), axis=1).astype(np.int64)
 
 
+def prior_corrected(probs, prior) -> np.ndarray:
+    """Post-hoc logit adjustment: ``p_c / prior_c``, renormalized per row.
+
+    Its argmax is the balanced decision (Menon et al. 2021, "Long-tail learning via logit
+    adjustment", ICLR): a classifier whose probabilities follow the training prior then no
+    longer favours the majority class, which is what balanced accuracy rewards. For two classes
+    the transform is monotone in ``p_1``, so the AUC is unchanged.
+
+    Args:
+        probs: ``[n, C]`` probabilities.
+        prior: ``[C]`` class frequencies (positive; normalized here).
+
+    Example:
+        >>> prior_corrected([[0.7, 0.3]], [0.75, 0.25]).round(3).tolist()
+        [[0.437, 0.562]]
+    """
+    p = np.asarray(probs, dtype=np.float64)
+    pi = np.asarray(prior, dtype=np.float64)
+    if pi.shape != (p.shape[-1],) or not np.all(np.isfinite(pi)) or (pi <= 0).any():
+        raise ValueError(f"prior must be {p.shape[-1]} positive class frequencies, got "
+                         f"{pi.tolist()}")
+    adjusted = p / (pi / pi.sum())
+    return adjusted / adjusted.sum(axis=-1, keepdims=True)
+
+
 def mean_probabilities(predictions) -> np.ndarray:
     """Average of the members' probability matrices, ``[n, C]``.
 

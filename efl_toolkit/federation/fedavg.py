@@ -296,6 +296,29 @@ def fedavg_round(state: FedAvgState, institutions: Sequence[Institution], key: j
         >>> fedavg_round(s, insts, jax.random.key(1)).round
         1
     """
+    trained = local_updates(state, institutions, key, config, local_epochs=local_epochs)
+    sizes = np.array([inst.n_train for inst in institutions], dtype=np.float64)
+    weights = sizes / sizes.sum()
+    check_averageable(trained)
+    splits = [nnx.split(model) for model in trained.values()]
+    tree = (aggregate or weighted_average)([s for _, s in splits], weights)
+    return next_state(state, splits[0][0], tree, weights)
+
+
+def local_updates(state: FedAvgState, institutions: Sequence[Institution], key: jax.Array,
+                  config: TrainConfig | None = None, *, local_epochs: int = 1,
+                  positions: Sequence[int] | None = None) -> dict[str, nnx.Module]:
+    """The local half of a round: each institution trains the global model on its own share.
+
+    Institution ``i`` (at ``positions[i]``, default ``i``, in the run's roster) trains
+    ``local_epochs`` epochs with the key ``institution_key(key, position, state.round)``.
+
+    Returns:
+        ``{institution id: trained model}`` in ``institutions`` order.
+
+    Raises:
+        ValueError: No institutions, one without training data, or ``local_epochs < 1``.
+    """
     check_institutions(institutions)
     if int(local_epochs) != local_epochs or local_epochs < 1:
         raise ValueError(f"local_epochs must be an integer >= 1, got {local_epochs!r}")
@@ -304,20 +327,22 @@ def fedavg_round(state: FedAvgState, institutions: Sequence[Institution], key: j
     n_classes = int(nnx.eval_shape(
         lambda m: m(jnp.zeros((1, *institutions[0].train.images.shape[1:]))), global_model
     ).shape[-1])
+    positions = range(len(institutions)) if positions is None else positions
     trained = {}
-    for index, inst in enumerate(institutions):
+    for position, inst in zip(positions, institutions, strict=True):
         no_validation = Split(inst.train.images[:0], inst.train.labels[:0])
         result = train_local(global_model, inst.train, no_validation,
-                             institution_key(key, index, state.round), local_config,
+                             institution_key(key, position, state.round), local_config,
                              n_classes=n_classes, progress=False)
         trained[inst.id] = result.model
-    sizes = np.array([inst.n_train for inst in institutions], dtype=np.float64)
-    weights = sizes / sizes.sum()
-    check_averageable(trained)
-    splits = [nnx.split(model) for model in trained.values()]
-    tree = (aggregate or weighted_average)([s for _, s in splits], weights)
-    graphdef, params, rest = nnx.split(nnx.merge(splits[0][0], tree), nnx.Param, ...)
-    return FedAvgState(arch=state.arch, graphdef=graphdef, params=params, rest=rest,
+    return trained
+
+
+def next_state(state: FedAvgState, graphdef: nnx.GraphDef, tree: Any,
+               weights: Sequence[float]) -> FedAvgState:
+    """The state after a round whose aggregate variable tree is ``tree``."""
+    new_graphdef, params, rest = nnx.split(nnx.merge(graphdef, tree), nnx.Param, ...)
+    return FedAvgState(arch=state.arch, graphdef=new_graphdef, params=params, rest=rest,
                        round=state.round + 1, weights=tuple(float(w) for w in weights))
 
 

@@ -1,9 +1,19 @@
 """Level 2 of the method: how much say each institution gets in the ensemble across them.
 
-Today's rule: an institution's weight is the AUC of its local ensemble on its OWN validation
-share, above chance (:data:`WEIGHT_FLOOR`), normalized. The weighted mean itself is computed
-under secret sharing by :func:`efl_toolkit.secure.secure_ensemble` (see
-:func:`efl_toolkit.pipeline.run_secure_round`).
+Two rules, both "AUC above chance (:data:`WEIGHT_FLOOR`), normalized":
+
+* :func:`consortium_weights` (the hierarchical method): every institution's local ensemble is
+  scored on the validation shares of *all* institutions. Each institution computes, on its own
+  share, a histogram of every local ensemble's scores for its positive and negative examples;
+  the committee adds the histograms (secure aggregation), and the AUC comes from the pooled
+  histograms (:func:`efl_toolkit.federation.aggregation.pooled_auc`, exact up to the bin
+  width). No institution's own score or labels are revealed, and one tiny, skewed share can no
+  longer zero a good institution.
+* :func:`level2_weights` (``ensemble_only``, the first design): the AUC an institution reports on
+  its OWN validation share, which the consortium has to take on trust.
+
+The weighted mean itself is computed under secret sharing by the committee
+(:func:`efl_toolkit.secure.committee_ensemble`).
 
 Example:
     >>> level2_weights([], {}, 2)
@@ -12,12 +22,18 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
 from efl_toolkit.data.institution import Institution
 from efl_toolkit.ensemble import weights_from_scores
+from efl_toolkit.federation.aggregation import (
+    SumFn,
+    pooled_auc,
+    pooled_histograms,
+    youden_threshold,
+)
 from efl_toolkit.federation.level1 import LocalResult
 from efl_toolkit.training import evaluate, predict_proba
 
@@ -63,3 +79,79 @@ def level2_weights(institutions: Sequence[Institution], alone: Mapping[str, Loca
     scores = [own_validation_auc(inst, alone[inst.id], n_classes) for inst in institutions]
     weights = weights_from_scores(scores, floor=WEIGHT_FLOOR)
     return {inst.id: float(w) for inst, w in zip(institutions, weights, strict=True)}
+
+
+def consortium_validation_auc(predictors: Mapping[str, Callable[[np.ndarray], np.ndarray]],
+                              institutions: Sequence[Institution], n_classes: int,
+                              sum_fn: SumFn) -> dict[str, float]:
+    """Each local ensemble's AUC on the pooled validation shares of all institutions, securely.
+
+    Args:
+        predictors: ``{institution: images -> probabilities}``: each local ensemble (its models
+            are shared with the consortium for scoring; data never leaves an institution).
+        institutions: Whose validation shares score them.
+        n_classes: Number of classes.
+        sum_fn: Secure aggregation (:func:`efl_toolkit.federation.aggregation.secure_aggregation`).
+
+    Returns:
+        ``{institution: pooled validation AUC}`` (NaN where undefined).
+    """
+    return pooled_auc(predictors, [(i.id, i.val) for i in institutions], n_classes, sum_fn)
+
+
+def consortium_class_prior(institutions: Sequence[Institution], n_classes: int,
+                           sum_fn: SumFn) -> np.ndarray:
+    """The class frequencies of all institutions' training shares pooled, securely.
+
+    Each institution gives its own class frequencies with its ``n_train`` as public weight; the
+    committee's weighted mean is the pooled prior, with no institution's counts revealed. One
+    example per class is added (Laplace smoothing) so no class has prior 0.
+
+    Example:
+        >>> from efl_toolkit.federation.aggregation import plaintext_aggregation
+        >>> from efl_toolkit.data import load_dataset, make_institutions
+        >>> ds = load_dataset("breastmnist")
+        >>> consortium_class_prior(make_institutions(ds, 3, seed=0), 2,
+        ...                        plaintext_aggregation).round(3).tolist()
+        [0.268, 0.732]
+    """
+    vectors, weights = {}, {}
+    for inst in institutions:
+        if inst.n_train:
+            vectors[inst.id] = inst.train.class_counts(n_classes) / inst.n_train
+            weights[inst.id] = float(inst.n_train)
+    mean, included = sum_fn(vectors, weights, ())
+    counts = mean * sum(weights[i] for i in included) + 1.0
+    return counts / counts.sum()
+
+
+def operating_point(predict: Callable[[np.ndarray], np.ndarray],
+                    institutions: Sequence[Institution], n_classes: int, sum_fn: SumFn,
+                    prior: np.ndarray) -> np.ndarray:
+    """The level-2 decision rule as an effective class prior for :func:`prior_corrected`.
+
+    Two classes: the threshold ``t`` on the positive-class score that maximizes Youden's
+    ``J = TPR - FPR`` (the balanced-accuracy optimum) on the pooled validation shares, from
+    histograms the committee sums (:func:`~efl_toolkit.federation.aggregation.youden_threshold`)
+    ; returned as ``[1 - t, t]`` (``p_1 >= t`` predicts positive). More classes: ``prior``.
+    """
+    if n_classes != 2:
+        return np.asarray(prior, dtype=np.float64)
+    hist = pooled_histograms({"ensemble": predict}, [(i.id, i.val) for i in institutions],
+                             n_classes, sum_fn)["ensemble"]
+    t = min(max(youden_threshold(hist), 1e-3), 1 - 1e-3)
+    return np.array([1.0 - t, t])
+
+
+def consortium_weights(scores: Mapping[str, float]) -> dict[str, float]:
+    """Level-2 weights from consortium validation AUCs: above chance, normalized.
+
+    Example:
+        >>> {k: round(v, 3) for k, v in consortium_weights({"a": 0.8, "b": 0.7,
+        ...                                                   "c": float("nan")}).items()}
+        {'a': 0.6, 'b': 0.4, 'c': 0.0}
+    """
+    names = list(scores)
+    values = [WEIGHT_FLOOR if np.isnan(scores[n]) else scores[n] for n in names]
+    weights = weights_from_scores(values, floor=WEIGHT_FLOOR)
+    return {n: float(w) for n, w in zip(names, weights, strict=True)}

@@ -11,7 +11,9 @@ helpers build what it records:
 * :func:`model_metrics`: training outcome and test scores of a level-1 model;
 * :func:`validation_scores`: a model's scores on the institution's OWN validation share;
 * :func:`record_local_results` commits every institution's level-1 models in one block;
-  :func:`commit_model` commits one model scored on its own validation share.
+  :func:`commit_model` commits one model scored on its own validation share;
+* :func:`group_round_recorder` commits every federated round's global model (lineage: parent
+  = the previous round's version); :func:`record_fine_tuned` the keepers' fine-tuned models.
 
 Example:
     >>> import tempfile
@@ -35,6 +37,8 @@ from flax import nnx
 
 from efl_toolkit.data.institution import Institution
 from efl_toolkit.data.medmnist import Dataset
+from efl_toolkit.federation.fedavg import FedAvgState, fedavg_model
+from efl_toolkit.federation.groups import Group, GroupResult, GroupRound
 from efl_toolkit.federation.level1 import LocalResult
 from efl_toolkit.ledger import ModelRegistry
 from efl_toolkit.training import EvaluationResult, TrainResult, evaluate, predict_proba
@@ -212,3 +216,66 @@ def commit_model(registry: ModelRegistry, institution: Institution, model: nnx.M
     model_id = model_id or architecture
     return commit_versions(registry, institution.id, {model_id: version},
                            commit=commit)[model_id]
+
+
+def group_model_id(architecture: str) -> str:
+    """The model line of a federated group's global model on the ledger."""
+    return f"group-{architecture}"
+
+
+def group_round_recorder(registry: ModelRegistry, dataset: Dataset
+                         ) -> Callable[[Group, GroupRound, FedAvgState], str]:
+    """``on_round`` for :func:`~efl_toolkit.federation.groups.train_groups`: every round's
+    global model becomes a MODEL_COMMIT of the group's coordinator (its first member), model id
+    ``group-<architecture>``, whose parent is the previous round's version. The commit names the
+    round's participants, who dropped out or was excluded (and why) and the SHA-256 of the
+    aggregated update, so the ledger's version control shows the lineage of rounds.
+    """
+    last: dict[str, str] = {}
+
+    def record(group: Group, rnd: GroupRound, state: FedAvgState) -> str:
+        metrics = {"round": rnd.round, "participants": len(rnd.participants),
+                   "seconds": round(rnd.seconds, 3)}
+        if np.isfinite(rnd.val_loss):
+            metrics["consortium_val_loss"] = round(rnd.val_loss, 6)
+        if np.isfinite(rnd.val_auc):
+            metrics["consortium_val_auc"] = round(rnd.val_auc, 6)
+        summary = {"dataset": dataset.name, "group": list(group.members),
+                   "participants": list(rnd.participants), "dropped": list(rnd.dropped),
+                   "excluded": dict(rnd.excluded), "update_sha256": rnd.update_sha256,
+                   "aggregation": "secure (committee)"}
+        model_id = group_model_id(group.architecture)
+        version = new_version(fedavg_model(state), group.architecture, metrics, summary,
+                              last.get(model_id))
+        last[model_id] = commit_versions(registry, group.members[0], {model_id: version})[model_id]
+        return last[model_id]
+
+    return record
+
+
+def record_fine_tuned(registry: ModelRegistry, results: Mapping[str, GroupResult],
+                      institutions: Sequence[Institution], dataset: Dataset) -> dict[str, dict]:
+    """Commits each keeper's fine-tuned model (model id ``<architecture>-fine-tuned``; the group
+    version it started from is in its data summary), in one block.
+
+    Returns:
+        ``{institution: {architecture: version}}`` of the model in each local ensemble: the
+        fine-tuned version, or the group's kept version.
+    """
+    by_id = {inst.id: inst for inst in institutions}
+    kept: dict[str, dict] = {inst.id: {} for inst in institutions}
+    for arch, res in results.items():
+        for name, model in res.models.items():
+            if not res.fine_tuned.get(name):
+                if res.version is not None:
+                    kept[name][arch] = res.version
+                continue
+            summary = {**data_summary(by_id[name], dataset.n_classes, dataset),
+                       "base_version": res.version, "group": list(res.group.members)}
+            version = new_version(model, arch, validation_scores(model, by_id[name],
+                                                                 dataset.n_classes), summary)
+            kept[name][arch] = commit_versions(registry, name, {f"{arch}-fine-tuned": version},
+                                               commit=False)[f"{arch}-fine-tuned"]
+    if registry.ledger.pending:
+        registry.ledger.commit_block()
+    return kept

@@ -266,13 +266,14 @@ class Committee:
 
     def sum(self, vectors: Mapping[str, np.ndarray], weights=None, *,
             frac_bits: int = 16, round_id: str | None = None,
-            min_institutions: int = 1) -> SecureSum:
+            min_institutions: int = 1, absent: Sequence[str] = ()) -> SecureSum:
         """Secure aggregation: the weighted sum ``sum_i w_i x_i`` of same-shaped arrays.
 
         Each institution encodes ``(w_i / max w) * x_i`` with ``frac_bits`` fractional bits,
         splits it and delivers the shares; each compute party adds its shares and hands over its
         local sum, an additive share of the total (so only the total is revealed). Exact up to
-        the encoding: ``|error| <= N * max(w) * 2^-(f+1)`` per entry.
+        the encoding: ``|error| <= N * max(w) * 2^-(f+1)`` per entry. Institutions in ``absent``
+        are in the roster but submit nothing (a dropout, for teaching and tests).
 
         Raises:
             ValueError: Non-finite or differently shaped arrays, bad weights, or a value too
@@ -291,7 +292,8 @@ class Committee:
                 raise ValueError(f"{name}: values up to {float(np.abs(x).max()):.4g} exceed the "
                                  f"fixed-point range (+-{limit:.4g} for {len(names)} "
                                  f"institutions at frac_bits={frac_bits}); scale them down")
-            self.submit(rnd, name, fp.encode(wi * x), float(wi))
+            if name not in absent:
+                self.submit(rnd, name, fp.encode(wi * x), float(wi))
         run = self.run(rnd)
         total = to_signed_sum([a["local_sum"] for a in run.arrays], int(run.results[0]["modulus"]))
         return SecureSum(total=fp.decode(total) * scale, run=run, scale=scale)
