@@ -62,7 +62,7 @@ BAD_OPTIONS = [
     ({"val_fraction": math.nan}, "val_fraction must be a number, finite, got nan"),
     ({"n_institutions": 0}, "n_institutions must be >= 1, got 0"),
     ({"n_institutions": 2.5}, "n_institutions must be an integer, finite, got 2.5"),
-    ({"n_parties": 0}, "n_parties must be >= 1, got 0"),
+    ({"n_parties": 0}, "n_parties must be >= "),
     ({"train": {"learning_rate": math.inf}}, "train.learning_rate must be a number, finite"),
     ({"train": {"epochs": 0}}, "train.epochs must be >= 1, got 0"),
     ({"train": {"batch_size": -3}}, "train.batch_size must be >= 1, got -3"),

@@ -78,7 +78,7 @@ def test_efl_command_is_this_environment_and_run_efl_verifies(chain):
     good = run_efl("ledger", "verify", chain["path"])
     assert good.returncode == 0 and "OK: 4 blocks" in good.stdout
     missing = run_efl("ledger", "verify", chain["path"].parent / "nope.sqlite")
-    assert missing.returncode == 1 and "no such ledger file" in missing.stderr
+    assert missing.returncode == 2 and "no such ledger file" in missing.stderr
 
 
 def test_tamper_demo_catches_every_attack_and_keeps_the_original(chain, tmp_path):

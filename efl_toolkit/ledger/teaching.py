@@ -79,8 +79,8 @@ def run_efl(*args: str | os.PathLike, timeout: float = 120.0) -> subprocess.Comp
     """Runs ``efl ARGS...`` in a subprocess; returns it with text ``stdout``/``stderr``.
 
     Example:
-        >>> run_efl("ledger", "verify", "/no/such/ledger.sqlite").returncode
-        1
+        >>> run_efl("ledger", "verify", "/no/such/ledger.sqlite").returncode  # bad input
+        2
     """
     return subprocess.run([*efl_command(), *(str(a) for a in args)], capture_output=True,
                           text=True, timeout=timeout, check=False)
