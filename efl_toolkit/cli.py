@@ -1,6 +1,6 @@
 """The ``efl`` command: thin entry points over importable modules.
 
-Subcommands (contracts in DESIGN.md):
+Subcommands (contracts in docs/design.md):
 
 * ``efl demo``: the end-to-end experiment (:func:`efl_toolkit.pipeline.run_experiment`); its
   arguments are parsed here (:func:`config_from_args`, :func:`demo_main`).
@@ -45,7 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--preset", default=None, help="classroom_fast (default) or paper")
     demo.add_argument("--dataset", default=None, help="embedded name or path to a MedMNIST .npz")
     demo.add_argument("--institutions", type=int, default=None, help="number of institutions")
-    demo.add_argument("--parties", type=int, default=None, help="MPyC party processes")
+    demo.add_argument("--parties", type=int, default=None,
+                      help="compute parties of the committee that runs the secure rounds (>= 3)")
+    demo.add_argument("--method", default=None, choices=("hierarchical", "ensemble_only"),
+                      help="hierarchical (default): federated groups, then the secure ensemble; "
+                           "ensemble_only: each institution alone, then the secure ensemble")
     demo.add_argument("--seed", type=int, default=None, help="master seed")
     demo.add_argument("--out", default="efl_out", help="output directory")
 
@@ -93,6 +97,7 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
         ("n_institutions", getattr(args, "institutions", None)),
         ("n_parties", getattr(args, "parties", None)),
         ("seed", getattr(args, "seed", None)),
+        ("method", getattr(args, "method", None)),
     ) if value is not None}
     return get_config(getattr(args, "preset", None), **overrides)
 

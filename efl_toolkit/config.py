@@ -175,6 +175,7 @@ PRESETS: dict[str, ExperimentConfig] = {
         name="paper",
         n_institutions=5,
         train=TrainConfig(epochs=40, batch_size=32, learning_rate=1e-3, patience=15),
+        rounds=30, local_epochs=2, round_patience=8, finetune_epochs=5,
     ),
 }
 

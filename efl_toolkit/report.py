@@ -1,4 +1,4 @@
-"""The experiment report: ``report.json`` (the contract of DESIGN.md), ``report.md`` and plots.
+"""The experiment report: ``report.json`` (the contract of docs/design.md), ``report.md`` and plots.
 
 Example:
     >>> from efl_toolkit.report import REQUIRED_KEYS
@@ -57,7 +57,7 @@ def best_single_institution(result: ExperimentResult) -> tuple[str, EvaluationRe
 
 
 def build_report(result: ExperimentResult, out_dir: str | Path, total_seconds: float) -> dict:
-    """The ``report.json`` content (keys of DESIGN.md, plus details)."""
+    """The ``report.json`` content (keys of docs/design.md, plus details)."""
     ds, secure = result.dataset, result.secure
     labels = ds.test.labels
     level1 = list(result.level1_probs.values()) or [r.test_probs for r in result.alone.values()]

@@ -10,7 +10,7 @@ the chain; and ``chain`` is the genesis hash of the ledger it is meant for (64 z
 genesis registrations themselves), so a transaction signed for one ledger cannot be replayed
 into another ledger of the same members.
 
-Transaction types and payloads (DESIGN.md contracts; ``MODEL_TAG`` is an extra)::
+Transaction types and payloads (docs/design.md contracts; ``MODEL_TAG`` is an extra)::
 
     REGISTER_INSTITUTION  institution, public_key[, name]            (genesis only, self-signed)
     MODEL_COMMIT          institution, model_id, version, parent, architecture, metrics,
