@@ -9,6 +9,7 @@ fixed-point error; means and sums within the fixed-point bound.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -317,3 +318,20 @@ def test_caller_options_are_not_taken_for_mpyc_options():
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[2.0, 2.0] False"
+
+
+def test_a_compute_party_that_hangs_fails_the_round_within_its_timeout():
+    preds, weights = random_probs(10, 3, 300, 10)
+    with Committee(3, round_timeout=4) as c:
+        frozen = c.launched[2].process
+        os.kill(frozen.pid, signal.SIGSTOP)
+        started = time.monotonic()
+        try:
+            with pytest.raises(SecureRoundError, match=r"compute party 2 \(127\.0\.0\.1") as err:
+                committee_ensemble(c, preds, weights, reveal="labels")
+        finally:
+            with contextlib.suppress(ProcessLookupError):   # the committee killed it already
+                os.kill(frozen.pid, signal.SIGCONT)
+        assert time.monotonic() - started < 4 + 10
+        assert err.value.parties == (2,) and err.value.kind == "hung"
+    assert all(p.process.poll() is not None for p in c.launched)

@@ -206,6 +206,11 @@ class Committee:
         p = dead[0]
         info = p.read_json("json") or {}
         why = info.get("error") or f"exited with code {p.process.returncode}"
+        awaited = [int(j) for j in info.get("peers") or [] if int(j) != p.index]
+        if info.get("error_kind") == "timeout" and awaited:   # it waited for a silent party
+            names = ", ".join(f"compute party {j} ({self.addresses[j]})" for j in awaited)
+            self._abort(f"{names} stopped responding during {during}: compute party "
+                        f"{p.index} {why}", awaited, "hung")
         self._abort(f"compute party {p.index} ({p.address}) ended during {during}: {why}",
                     [q.index for q in dead], "failed" if info else "died")
 
