@@ -32,14 +32,20 @@
 # - how a local ensemble (level 1) and a federation-wide ensemble (level 2) are formed;
 # - the plaintext combination rules: mean, weighted mean (by data size or by own validation
 #   score) and majority vote, flat or hierarchical;
+# - how the method weighs institutions at level 2 — a **consortium-wide validation AUC** from
+#   summed score histograms — against the first design's AUC on each institution's *own*
+#   validation share;
 # - how the ensembles compare with every institution alone, and how to read that comparison
 #   honestly on a small, imbalanced test set;
 # - why averaging parameters is impossible across architectures (and what error you get);
 # - FedAvg as a homogeneous baseline, and what it costs the institutions that cannot afford
-#   its architecture.
+#   its architecture (the method instead runs FedAvg *inside* groups that afford the same
+#   architecture: notebook 08).
 
 # %%
 # %matplotlib inline
+import numpy as np
+
 from efl_toolkit.baselines import fedavg_train, train_centralized
 from efl_toolkit.config import get_config
 from efl_toolkit.course.comparison import (
@@ -54,7 +60,9 @@ from efl_toolkit.course.comparison import (
 from efl_toolkit.course.summaries import majority_class_accuracy
 from efl_toolkit.course.viz import format_table, plot_metric_comparison, plot_rounds
 from efl_toolkit.data import institutions_from_config, load_dataset
-from efl_toolkit.federation import train_each_alone
+from efl_toolkit.ensemble import weighted_mean
+from efl_toolkit.federation import level2, train_each_alone
+from efl_toolkit.federation.aggregation import HISTOGRAM_BINS, plaintext_aggregation
 from efl_toolkit.federation.fedavg import (
     ArchitectureMismatchError,
     affordability,
@@ -62,7 +70,9 @@ from efl_toolkit.federation.fedavg import (
     common_architecture,
     parameter_summary,
 )
+from efl_toolkit.federation.groups import LocalEnsemble
 from efl_toolkit.rng import experiment_keys
+from efl_toolkit.training import evaluate
 
 config = get_config()
 keys = experiment_keys(config.seed)
@@ -128,7 +138,78 @@ print(f"majority-class accuracy: "
 print(verdict(rows, metric="auc"))
 
 # %% [markdown]
-# ## 4. Why not just average the models? (FedAvg)
+# ## 4. How the method weighs institutions at level 2
+#
+# Both designs of this toolkit weigh an institution by an AUC "above chance" — `AUC - 0.5`,
+# normalized so the weights sum to 1 (chance or worse gets almost no say) — but they measure
+# that AUC on different data:
+#
+# - **the first design** (`method="ensemble_only"`, `level2.level2_weights`): the AUC of the
+#   institution's local ensemble on its **own** validation share — a few dozen images, as
+#   label-skewed as its training share, and a number the consortium must take on trust;
+# - **the method** (`method="hierarchical"`, `level2.consortium_validation_auc` then
+#   `level2.consortium_weights`): the AUC of every local ensemble on the validation shares of
+#   **all** institutions pooled. No image moves: each institution scores every local ensemble
+#   on its own share and turns the scores into a histogram per class (`HISTOGRAM_BINS` bins);
+#   the committee of compute parties *adds* the histograms under secret sharing (notebooks 04
+#   and 08), and the AUC follows from the pooled histograms, exact up to the bin width.
+#
+# Here the sum is computed in the clear with `plaintext_aggregation` — the very sum the
+# committee computes securely. (In the method the local ensembles hold the federated groups'
+# models, notebook 08; here they are the models trained alone, so only the weighting differs.)
+
+# %%
+local = {name: LocalEnsemble(name, r.architectures, tuple(t.model for t in r.trained),
+                             ("alone",) * len(r.trained))
+         for name, r in results.items()}
+own_auc = {inst.id: level2.own_validation_auc(inst, results[inst.id], dataset.n_classes)
+           for inst in institutions}
+own_weights = level2.level2_weights(institutions, results, dataset.n_classes)
+pooled_auc = level2.consortium_validation_auc({name: ens.predict for name, ens in local.items()},
+                                              institutions, dataset.n_classes,
+                                              plaintext_aggregation)
+pooled_weights = level2.consortium_weights(pooled_auc)
+print(format_table([{"institution": inst.id, "n_val": inst.n_val,
+                     "val_class_counts": inst.val.class_counts(dataset.n_classes).tolist(),
+                     "own_val_auc": own_auc[inst.id], "weight_first_design": own_weights[inst.id],
+                     "consortium_val_auc": pooled_auc[inst.id],
+                     "weight_method": pooled_weights[inst.id],
+                     "test_auc_alone": results[inst.id].test.auc}
+                    for inst in institutions]))
+
+# %% [markdown]
+# The histogram AUC is the AUC of the pooled validation images, up to the bin width: computed
+# directly on all institutions' validation shares put together (possible here, in the clear,
+# and nowhere else), it agrees to a few thousandths.
+
+# %%
+pooled_images = np.concatenate([inst.val.images for inst in institutions])
+pooled_labels = np.concatenate([inst.val.labels for inst in institutions])
+for name, ens in local.items():
+    direct = evaluate(ens.predict(pooled_images), pooled_labels, dataset.n_classes,
+                      warn=False).auc
+    print(f"{name}: pooled-histogram AUC {pooled_auc[name]:.4f}, direct AUC on all validation "
+          f"images {direct:.4f} ({HISTOGRAM_BINS} bins)")
+
+# %% [markdown]
+# The two weightings in the same hierarchical ensemble (level 1: each institution's mean;
+# level 2: weighted mean), on the test split. Look at the AUC: the labels here are plain
+# argmax, and on this imbalanced split balanced accuracy depends mostly on the threshold — the
+# method picks its operating point on the pooled validation shares too (notebook 06).
+
+# %%
+level1_probs = [results[inst.id].test_probs for inst in institutions]
+weightings = {
+    "weighted by own validation AUC (first design)": own_weights,
+    "weighted by consortium validation AUC (method)": pooled_weights,
+}
+weighting_rows = [evaluation_row(name, "ensemble", evaluate(
+    weighted_mean(level1_probs, [w[inst.id] for inst in institutions]), dataset.test.labels,
+    dataset.n_classes, warn=False)) for name, w in weightings.items()]
+print(format_table(weighting_rows))
+
+# %% [markdown]
+# ## 5. Why not just average the models? (FedAvg)
 #
 # FedAvg averages parameters: `w = sum_k (n_k / n) w_k`. That needs every `w_k` to be the same
 # tree of arrays with the same shapes. Look at what our institutions actually hold:
@@ -147,7 +228,7 @@ except ArchitectureMismatchError as error:
     print(f"ArchitectureMismatchError: {error}")
 
 # %% [markdown]
-# ## 5. The homogeneous FedAvg baseline
+# ## 6. The homogeneous FedAvg baseline
 #
 # To run FedAvg at all, every institution must train the *same* architecture. Two ways out,
 # both with a cost:
@@ -207,6 +288,9 @@ plot_metric_comparison(everything, metric=["balanced_accuracy", "auc"],
 #
 # - Level 1 combines an institution's own models; level 2 combines institutions' probabilities
 #   with a mean, a weighted mean (by size or by own validation score) or a majority vote.
+# - The method weighs institutions by their local ensembles' AUC on *all* institutions'
+#   validation shares, pooled from per-class score histograms that the committee sums
+#   securely; the first design used each institution's AUC on its own small, skewed share.
 # - Ensembles need only predictions on shared queries, so institutions keep *any* architecture
 #   their capacity allows.
 # - Parameter averaging needs identical parameter trees: `average_parameters` raises
@@ -227,3 +311,6 @@ plot_metric_comparison(everything, metric=["balanced_accuracy", "auc"],
 #    passes over the data — is the result better or worse, and why might non-IID data matter?
 # 4. Build a weighting of your own for level 2 (for example, each institution's number of
 #    examples of the rarer class) and pass it to `efl_toolkit.ensemble.hierarchical_ensemble`.
+# 5. Re-run section 4 with `get_config(dirichlet_alpha=0.1)`: how often does an institution's
+#    own validation share hold only one class (own AUC undefined, weight at chance), and does
+#    the consortium AUC still rank the institutions like their test AUC?

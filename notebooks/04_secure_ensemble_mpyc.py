@@ -32,7 +32,10 @@
 # - how to run a real secure round with **separate party processes** (one per institution,
 #   three under the classroom preset) and check it against the plaintext reference;
 # - what each party actually saw (the transcript), what it costs, and what MPC does and does
-#   not protect against (the threat model).
+#   not protect against (the threat model);
+# - the **two roles** a secure round can use: every institution its own MPC party (the first
+#   design), or institutions that only hand additive shares to a **committee** of compute
+#   parties (the default): what each party sees, how a dropout is survived, and when each fits.
 #
 # > **One kernel is one party.** This notebook's kernel is a single process. Run on its own,
 # > MPyC treats it as ONE party holding every input in the clear (`m=1`, `t=0`): no secrecy at
@@ -43,17 +46,21 @@
 # %%
 # %matplotlib inline
 import dataclasses
+import time
 
 import numpy as np
 
 from efl_toolkit.config import get_config
 from efl_toolkit.course.viz import format_table
 from efl_toolkit.data import institutions_from_config, load_dataset
-from efl_toolkit.ensemble import hierarchical_ensemble
+from efl_toolkit.ensemble import hierarchical_ensemble, weighted_mean
 from efl_toolkit.federation import train_each_alone
 from efl_toolkit.rng import experiment_keys, numpy_rng
 from efl_toolkit.secure import (
+    Committee,
     FixedPoint,
+    committee_ensemble,
+    plaintext_reference,
     secure_ensemble,
     secure_ensemble_in_process,
     secure_hierarchical_ensemble,
@@ -62,6 +69,7 @@ from efl_toolkit.secure.measure import (
     agreement,
     fixed_point_errors,
     measure_round_costs,
+    random_predictions,
     round_costs,
     share_fractions,
 )
@@ -230,14 +238,17 @@ print(alone.transcript.explain(institution=0, row=0))
 # %% [markdown]
 # ## 5. A real secure round: one party process per institution, over 127.0.0.1
 #
+# The first design makes every institution an MPC party. With `committee=None`,
 # `secure_ensemble` writes each institution's input to its own file, starts one `efl party`
 # process per institution, lets them connect to each other over TCP on the loopback address,
 # supervises them with timeouts, and collects what was opened. Each party secret-shares its
 # weighted probabilities; the parties add the shares; the weighted mean (and its argmax) is
-# opened. We record a transcript of the first 50 query rows.
+# opened. We record a transcript of the first 50 query rows. (Without `committee=None`,
+# `secure_ensemble` uses a committee of compute parties instead: section 7.)
 
 # %%
-result = secure_ensemble(level1, weights, reveal="mean", transcript=True, transcript_rows=50,
+result = secure_ensemble(level1, weights, reveal="mean", committee=None, transcript=True,
+                         transcript_rows=50,
                          on_spawn=lambda pids: print("party processes started, PIDs:", pids))
 print(f"{result.n_parties} parties, t = {result.threshold}, secret: {result.secret}, "
       f"{result.seconds:.2f} s wall time")
@@ -320,32 +331,182 @@ plot_share_fractions(share_fractions(transcript),
 # test split, which is cheap here (two classes, 156 rows).
 
 # %%
-labels_only = secure_ensemble(level1, weights, reveal="labels")
+labels_only = secure_ensemble(level1, weights, reveal="labels", committee=None)
 print(f"mean opened: {labels_only.mean is not None}; labels equal the mean round's: "
       f"{bool(np.array_equal(labels_only.labels, result.labels))}; equal the reference: "
       f"{agreement(labels_only, level1, weights)['labels_equal_reference']}")
 print(format_table([round_costs(result), round_costs(labels_only)]))
 
 # %% [markdown]
+# ## 7. Two roles: institutions and a committee
+#
+# So far every institution was an MPC party. That has a price: MPyC's cost grows steeply with
+# the number of parties `M` (a secure argmax of 1000 × 10 takes about 2 s with 3 parties, 7 s
+# with 5 and 25 s with 7 on 2 cores), and MPyC cannot recover a lost party, so one hospital
+# whose connection drops stops the round. Systems such as Prio, CaPC and Flower's SecAgg+
+# therefore separate two roles, and so does `secure_ensemble` by default (`committee=3`):
+#
+# - **institutions** (data owners, any number `N >= 1`) never run MPC. Each encodes its
+#   weighted probabilities in fixed point, `q = rint(w · P · 2^f)` (weight applied locally),
+#   and splits `q` into `M` **additive shares** modulo the prime `p` of the round's field:
+#   `M - 1` of them uniformly random, the last one `q - (sum of the others) mod p`. It
+#   delivers share `j` to compute party `j` and may go offline;
+# - a **committee** of `M >= 3` compute parties (honest majority, `t < M/2`) agrees on which
+#   institutions *every* party received, adds what it received **locally** (no messages: each
+#   party now holds an additive share of the total, its *local sum*), and opens the weighted
+#   mean — or, with `reveal="labels"`, feeds the local sums into MPyC and opens only the argmax.
+#
+# **When each fits.** Use the committee when more than a handful of institutions take part,
+# when institutions may drop out, or for federated averaging (many rounds of long vectors,
+# notebook 08): its cost is flat in `N` and a missing institution is simply left out. Use one
+# party per institution (`committee=None`) when the institutions themselves must be the only
+# computing parties — a few hospitals that all stay online and want no outside compute servers.
+#
+# A committee round on the same level-1 predictions, with a transcript of the first 50 rows:
+
+# %%
+started = time.perf_counter()
+by_committee = secure_ensemble(level1, weights, reveal="mean", transcript=True,
+                               transcript_rows=50)
+committee_wall = time.perf_counter() - started
+committee_view = by_committee.transcript
+print(f"{len(by_committee.institutions)} institutions, a committee of {by_committee.committee} "
+      f"compute parties (t = {by_committee.threshold}); included {by_committee.included}, "
+      f"dropped {by_committee.dropped}")
+print(f"round {by_committee.seconds:.2f} s; {committee_wall:.2f} s including process start-up")
+print(committee_view.explain(institution=0, row=0))
+
+# %% [markdown]
+# **What each institution sent.** For the first three query rows, the three shares of each
+# institution's encoded `[class 0, class 1]` row — one for each compute party. Every share is
+# a uniformly random field element (about `2^52`), whatever the probability behind it; only the
+# three together (mod `p`) give the encoded row.
+
+# %%
+shown_rows = range(3)
+print(format_table([
+    {"institution": name, "row": row,
+     **{f"to compute party {j}": [int(x) for x in share[row]]
+        for j, share in enumerate(committee_view.sent[name])}}
+    for name in committee_view.institutions for row in shown_rows]))
+
+# %% [markdown]
+# **What each compute party saw**: only the shares addressed to it, and its local sum of them.
+# Any two local sums add up to another random number; all three add up to the encoded weighted
+# sum, which is what the committee opens.
+
+# %%
+n_compute = len(committee_view.local_sums)
+table = [{"what": f"compute party {j}: local sum", **{
+    f"row {row}": [int(x) for x in local[row]] for row in shown_rows}}
+    for j, local in enumerate(committee_view.local_sums)]
+table += [{"what": f"parties {list(pair)} together", **{
+    f"row {row}": committee_view.reconstruct(pair)[row].tolist() for row in shown_rows}}
+    for pair in [(0, 1), (1, 2)]]
+table.append({"what": f"all {n_compute} together: encoded sum", **{
+    f"row {row}": committee_view.reconstruct(range(n_compute))[row].tolist()
+    for row in shown_rows}})
+table.append({"what": "opened mean", **{
+    f"row {row}": by_committee.mean[row].round(5).tolist() for row in shown_rows}})
+print(format_table(table))
+
+# %% [markdown]
+# **Check.** All three local sums reconstruct exactly the encoded sum that the plaintext
+# reference computes with the same encoding (for every recorded row), and the opened mean is
+# within the fixed-point bound of the float weighted mean. The local sums of every recorded
+# row, divided by `p`, are spread evenly over `[0, 1)`, like the Shamir shares of section 6.
+
+# %%
+reference = plaintext_reference(level1, weights, reveal="mean")
+recorded = committee_view.reconstruct(range(n_compute))
+assert np.array_equal(recorded, reference.sum[:len(recorded)])
+committee_check = agreement(by_committee, level1, weights)
+assert committee_check["max_abs_diff_vs_float"] <= committee_check["error_bound"]
+print(f"{len(recorded)} rows reconstructed exactly; max |committee mean - float mean| = "
+      f"{committee_check['max_abs_diff_vs_float']:.1e} (bound "
+      f"{committee_check['error_bound']:.1e})")
+plot_share_fractions({j: np.array([int(x) / committee_view.modulus for x in local.ravel()])
+                      for j, local in enumerate(committee_view.local_sums)},
+                     names=[f"compute party {j}" for j in range(n_compute)])
+
+# %% [markdown]
+# ### A dropout
+#
+# A `Committee` keeps its processes up for many rounds. In the second round below one
+# institution never delivers its shares (`absent=[...]` simulates it, as if its machine went
+# down after training). The compute parties agree that it is missing from every inbox, leave it
+# out, and renormalize the public weights over the institutions that took part; the round is
+# not lost.
+
+# %%
+missing = by_committee.institutions[1]
+with Committee(config.n_parties) as committee:
+    everyone = committee_ensemble(committee, level1, weights, reveal="mean")
+    without = committee_ensemble(committee, level1, weights, reveal="mean", absent=[missing])
+print(format_table([{"round": label, "included": ", ".join(r.included),
+                     "dropped": ", ".join(r.dropped) or "-",
+                     "weights": [round(float(w), 3) for w in r.weights],
+                     "round_seconds": r.seconds}
+                    for label, r in [("everyone", everyone), (f"{missing} absent", without)]]))
+
+# %% [markdown]
+# **Check.** The round without it equals the float weighted mean of the others alone (within
+# the fixed-point bound), and its weight is zero.
+
+# %%
+others = [name for name in by_committee.institutions if name != missing]
+expected = weighted_mean([level1[name] for name in others], [weights[name] for name in others])
+gap = float(np.max(np.abs(without.mean - expected)))
+assert without.dropped == (missing,) and without.included == tuple(others)
+assert gap <= without.fixed_point.error_bound
+print(f"max |mean without {missing} - weighted mean of {others}| = {gap:.1e} "
+      f"(bound {without.fixed_point.error_bound:.1e})")
+
+# %% [markdown]
+# ### One party per institution, for comparison
+#
+# The same labels-only round both ways, for 3 and for 7 institutions (random predictions of
+# 512 rows). The committee always runs 3 processes; the first design runs one per institution,
+# and its secure comparisons get costlier with every party added. The wall time includes
+# starting the processes.
+
+# %%
+timings = []
+for n_institutions in (3, 7):
+    predictions = random_predictions(n_institutions, 512, dataset.n_classes, seed=config.seed)
+    for mode, size in [("committee", config.n_parties), ("one party per institution", None)]:
+        started = time.perf_counter()
+        run = secure_ensemble(predictions, reveal="labels", committee=size)
+        timings.append({"institutions": n_institutions, "mode": mode,
+                        "MPyC processes": run.n_parties,
+                        "wall_seconds": time.perf_counter() - started,
+                        "labels_equal_reference":
+                            agreement(run, predictions)["labels_equal_reference"]})
+print(format_table(timings))
+
+# %% [markdown]
 # ### The whole hierarchy in one call
 #
 # `secure_hierarchical_ensemble` takes every institution's per-model probabilities, averages
 # them locally (level 1, inside each institution, in the clear — they are its own models) and
-# runs level 2 as a secure round.
+# runs level 2 as a secure round — by default with a committee of 3 compute parties.
 
 # %%
 hierarchy = secure_hierarchical_ensemble(model_probs, level2_weights=weights, reveal="labels")
-print("same labels as the plaintext hierarchy:",
+print(f"committee of {hierarchy.secure.committee}; same labels as the plaintext hierarchy:",
       bool(np.array_equal(hierarchy.labels, plain.labels)))
 
 # %% [markdown]
-# ## 7. What does it cost?
+# ## 8. What does it cost?
 #
-# Real rounds on random predictions of growing size. The wall time (dotted) is dominated by
+# Real rounds of the first design (one party per institution, `M` = the number of
+# institutions) on random predictions of growing size. The wall time (dotted) is dominated by
 # starting `M` Python processes and connecting them; the computation itself is small for the
 # mean (additions are free, only the opening is sent) and grows with the rows for the labels
 # (every comparison needs rounds of messages). On 2 CPU cores the argmax of 1000 rows × 10
-# classes takes a few seconds: open labels only where the mean itself must stay secret.
+# classes takes a few seconds: open labels only where the mean itself must stay secret. (A
+# committee's cost does not grow with the number of institutions: section 7, and
+# `benchmarks/secure_ensemble.py` for the sweep up to 100 institutions.)
 
 # %%
 settings = [{"reveal": reveal, "parties": 3, "rows": rows}
@@ -357,18 +518,26 @@ print(format_table(costs, columns=["reveal", "parties", "rows", "wall_seconds",
 plot_round_costs(costs)
 
 # %% [markdown]
-# ## 8. The threat model, plainly
+# ## 9. The threat model, plainly
 #
 # - **Protected:** each institution's probabilities (and, with `reveal="labels"`, its weight
 #   and the ensemble mean) against any `t < M/2` parties that pool everything they saw — as long
 #   as they follow the protocol (*passive*, or semi-honest, adversaries) and a majority is
-#   honest. With `M = 3`, `t = 1`.
-# - **Not protected:** a party that lies about its inputs or deviates from the protocol
-#   (*malicious* adversaries); a party that drops out (the round fails, loudly, naming it); and
-#   whatever the **opened output** itself reveals — the labels or the mean are public by design.
+#   honest. With `M = 3`, `t = 1`. With a committee, the `M` parties are the compute parties:
+#   up to `t` of them see only uniformly random shares and local sums, plus the opened output
+#   and which institutions were included (with their public weights).
+# - **Dropouts:** with one party per institution, a party that drops out fails the round,
+#   loudly, naming it. With a committee, an institution that does not deliver to every compute
+#   party is left out (`dropped`) and the round goes on; a *compute party* that dies or hangs
+#   fails the round within its timeout, named.
+# - **Not protected:** a party or institution that lies about its inputs or deviates from the
+#   protocol (*malicious* adversaries), and whatever the **opened output** itself reveals — the
+#   labels or the mean are public by design.
 # - **In this notebook** one machine plays every institution, and the calling process wrote
-#   every input file: the secrecy shown is among the party processes. Across machines each
-#   institution runs `efl party` with only its own file, optionally over TLS.
+#   every input and share file: the secrecy shown is among the party processes. Across
+#   machines each institution runs `efl party` with only its own file (first design), or
+#   `efl share` to send one share to each compute host (committee), optionally over TLS
+#   (`docs/secure.md`).
 # - **A notebook kernel alone is one party** with no secrecy (section 4).
 # - The ledger (notebook 05) records who took part and which model versions were used, so the
 #   result stays auditable without revealing the inputs.
@@ -384,8 +553,13 @@ plot_round_costs(costs)
 #   float mean; the secure result equals the plaintext reference exactly.
 # - A notebook kernel is one MPyC party; `secure_ensemble` launches `M` real party processes on
 #   127.0.0.1 whose transcripts show random-looking shares and only the opened output.
-# - MPyC protects against `t < M/2` passive colluders, not against malicious inputs, drop-outs,
-#   or what the output itself reveals.
+# - Two roles: every institution its own MPC party (`committee=None`: no outside servers, but
+#   cost grows with `N` and one dropout stops the round), or institutions that split their
+#   contribution into additive shares for a committee of `M >= 3` compute parties (the
+#   default): each party sees random shares and a random local sum, all `M` local sums add up
+#   to the encoded total, the cost is flat in `N`, and a missing institution is left out.
+# - MPC protects against `t < M/2` passive colluders, not against malicious inputs or what the
+#   output itself reveals.
 #
 # ## Exercises
 #
@@ -397,8 +571,13 @@ plot_round_costs(costs)
 # 3. The precision table counts, in `labels_changed`, test rows whose label differs from the
 #    float ensemble. Run a real round with `frac_bits=4`: does it still equal
 #    `plaintext_reference(level1, weights, frac_bits=4)`? And the float ensemble?
-# 4. Run `secure_ensemble(level1, weights, reveal="mean", receivers=[0])`: which parties learn
-#    the result now? Check `result.parties[k].received`.
+# 4. Run `secure_ensemble(level1, weights, reveal="mean", receivers=[0], committee=None)`:
+#    which parties learn the result now? Check `result.parties[k].received`.
 # 5. Extend the cost measurement to 7 parties and to 10 classes (`n_classes=10`). Which grows
 #    faster with `M`: the mean or the labels round? Why?
 # 6. With `M = 4` parties, what is the largest `t` allowed? Try `colluders=2` and read the error.
+# 7. Run a committee round with `absent=` *every* institution but one, then with
+#    `min_institutions=2`. What does the second round say, and why is a minimum useful?
+# 8. Time `secure_ensemble(..., reveal="labels")` for 3, 10 and 30 institutions (use
+#    `random_predictions`) with the committee. Why is the committee's time almost flat in `N`,
+#    and why can the first design not even run 30 parties on a laptop?
