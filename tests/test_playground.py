@@ -119,7 +119,10 @@ def test_precision_rows_equal_a_direct_fixed_point_sum(fed):
     exact = np.einsum("m,mnc->nc", w, stacked)
     rows = precision_rows(fed, [4, 8, 16])
     for row, f in zip(rows, [4, 8, 16], strict=True):
-        fixed = sum(np.rint(wk * pk * 2 ** f) for wk, pk in zip(w, stacked, strict=True)) / 2 ** f
+        # the committee's encoding: weights scaled to max 1, the opened sum divided by their sum
+        scaled = w / w.max()
+        fixed = sum(np.rint(wk * pk * 2 ** f) for wk, pk in zip(scaled, stacked, strict=True)
+                    ) / 2 ** f / scaled.sum()
         assert row["frac_bits"] == f and row["bit_length"] == f + 2 + 2
         assert row["error_bound"] == 3 * 2.0 ** -(f + 1)
         assert row["max_abs_error"] == pytest.approx(np.abs(fixed - exact).max(), abs=1e-8)

@@ -76,7 +76,8 @@ def record_federation(fed: Federation, out_dir: str | Path,
         versions = record_local_results(
             ModelRegistry(ledger), fed.institutions, fed.results, fed.dataset,
             metrics=lambda inst, trained, _test: _claims(fed, inst, trained))
-        secure = run_secure_round(ledger, versions, fed.test_probs, weights, None, fed.dataset,
+        secure = run_secure_round(ledger, versions, fed.test_probs, weights,
+                                  fed.config.n_parties, fed.dataset,
                                   frac_bits=fed.config.fixed_point_bits)
     finally:
         ledger.close()
