@@ -1,16 +1,20 @@
 """The method: hierarchical ensemble and federated learning across institutions.
 
-==========  ======================================================================================
-level1      every institution's local models and local ensemble (:func:`train_each_alone`,
-            :func:`train_institution`, :class:`LocalResult`)
-groups      federated learning among the institutions that afford the same architecture, with
-            FedAvg (:mod:`~efl_toolkit.federation.fedavg`, McMahan et al. 2017) and secure
-            aggregation (to come)
-level2      the ensemble across institutions and its weights (:func:`level2_weights`,
-            :func:`own_validation_auc`); the secure round is
-            :func:`efl_toolkit.pipeline.run_secure_round`
-record      ONE path that commits model versions to the ledger (:func:`commit_versions`)
-==========  ======================================================================================
+============  ====================================================================================
+level1        every institution's models trained alone and its local ensemble
+              (:func:`train_each_alone`, :func:`train_institution`, :class:`LocalResult`)
+fedavg        the FedAvg algorithm as pure functions (McMahan et al. 2017)
+aggregation   what the committee sums: model updates, validation losses, AUC histograms
+              (:func:`secure_aggregation`, :func:`plaintext_aggregation`)
+groups        federated learning among the institutions that afford the same architecture:
+              FedAvg rounds under secure aggregation, fine-tuning, local ensembles
+              (:func:`form_groups`, :func:`train_groups`, :func:`local_ensembles`)
+level2        the weights across institutions (consortium validation AUC, or the first design's
+              own validation AUC) and the decision rule; the secure round is
+              :func:`efl_toolkit.pipeline.run_secure_round`
+record        ONE path that commits model versions to the ledger (:func:`commit_versions`), with
+              the lineage of group rounds
+============  ====================================================================================
 
 Baselines that bracket the method live in :mod:`efl_toolkit.baselines`.
 
@@ -20,6 +24,7 @@ Example:
     0.5
 """
 
+from efl_toolkit.federation.aggregation import plaintext_aggregation, secure_aggregation
 from efl_toolkit.federation.fedavg import (
     ArchitectureMismatchError,
     FedAvgState,
@@ -29,6 +34,15 @@ from efl_toolkit.federation.fedavg import (
     fedavg_round,
     weighted_average,
 )
+from efl_toolkit.federation.groups import (
+    Group,
+    GroupResult,
+    LocalEnsemble,
+    form_groups,
+    local_ensembles,
+    train_group,
+    train_groups,
+)
 from efl_toolkit.federation.level1 import (
     LocalResult,
     best_single,
@@ -36,7 +50,13 @@ from efl_toolkit.federation.level1 import (
     train_each_alone,
     train_institution,
 )
-from efl_toolkit.federation.level2 import WEIGHT_FLOOR, level2_weights, own_validation_auc
+from efl_toolkit.federation.level2 import (
+    WEIGHT_FLOOR,
+    consortium_validation_auc,
+    consortium_weights,
+    level2_weights,
+    own_validation_auc,
+)
 from efl_toolkit.federation.record import (
     NewVersion,
     commit_model,
@@ -52,23 +72,34 @@ __all__ = [
     "WEIGHT_FLOOR",
     "ArchitectureMismatchError",
     "FedAvgState",
+    "Group",
+    "GroupResult",
+    "LocalEnsemble",
     "LocalResult",
     "NewVersion",
     "average_parameters",
     "best_single",
     "commit_model",
     "commit_versions",
+    "consortium_validation_auc",
+    "consortium_weights",
     "data_summary",
     "fedavg_init",
     "fedavg_model",
     "fedavg_round",
+    "form_groups",
     "institution_architectures",
     "level2_weights",
+    "local_ensembles",
     "model_metrics",
     "new_version",
     "own_validation_auc",
+    "plaintext_aggregation",
     "record_local_results",
+    "secure_aggregation",
     "train_each_alone",
+    "train_group",
+    "train_groups",
     "train_institution",
     "validation_scores",
     "weighted_average",

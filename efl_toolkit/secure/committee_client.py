@@ -185,12 +185,17 @@ class Committee:
         shutil.rmtree(self.workdir, ignore_errors=True)
         self.workdir = None
 
-    def reports(self, status: str = "ok") -> tuple[PartyReport, ...]:
-        """One :class:`PartyReport` per compute party (command, pid, address, log tail)."""
+    def reports(self, status: str = "ok", results: Sequence[dict] = ()
+                ) -> tuple[PartyReport, ...]:
+        """One :class:`PartyReport` per compute party (command, pid, address, log tail; with a
+        round's ``results`` also its seconds and bytes sent in that round)."""
+        rounds = dict(enumerate(results))
         return tuple(PartyReport(
             index=p.index, name=p.name, address=p.address, pid=p.process.pid,
             command=tuple(p.command), returncode=p.process.returncode,
             status=status if p.process.returncode in (None, 0) else "died",
+            compute_seconds=rounds.get(p.index, {}).get("seconds"),
+            bytes_sent=rounds.get(p.index, {}).get("bytes_sent"),
             log_tail=p.log_tail()) for p in self.launched)
 
     def _abort(self, message: str, culprits: Sequence[int], kind: str):

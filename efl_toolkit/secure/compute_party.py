@@ -159,6 +159,12 @@ async def one_round(mpc, args, rnd: CommitteeRound, m: int, inbox: Path) -> dict
     return {"ok": True, **out}
 
 
+def bytes_sent(mpc) -> int:
+    """Bytes this party has sent to its peers so far."""
+    return sum(p.protocol.nbytes_sent for p in mpc.parties
+               if p.pid != mpc.pid and p.protocol is not None)
+
+
 def write_result(out_dir: Path, index: int, k: int | None, result: dict) -> None:
     """``party_{i}[.r<k>].npz`` with the arrays and ``.json`` with the rest (written last)."""
     stem = f"party_{index}" if k is None else f"party_{index}.r{k}"
@@ -180,11 +186,11 @@ async def serve(mpc, args, addresses, status) -> int:
     while (path := await next_round(args, k, last)) is not None:
         status(f"round {k}")
         rnd = read_round(path)
-        started = time.monotonic()
+        started, sent = time.monotonic(), bytes_sent(mpc)
         result = await supervised(mpc, one_round(mpc, args, rnd, m, inbox), args.round_timeout,
                                   addresses)
         result.update(party=args.index, round=k, round_id=rnd.round_id,
-                      seconds=time.monotonic() - started)
+                      seconds=time.monotonic() - started, bytes_sent=bytes_sent(mpc) - sent)
         write_result(out_dir, args.index, None if args.round else k, result)
         status("connected")
         k, last = k + 1, time.monotonic()

@@ -359,7 +359,7 @@ def committee_ensemble(committee: Committee, predictions, weights=None, *,
         institutions=prep.names, weights=norm / norm.sum(), n_parties=committee.size,
         threshold=committee.threshold, receivers=rnd.receivers,
         fixed_point=FixedPoint(fp.frac_bits, fp.bit_length, len(run.included)),
-        seconds=run.seconds, parties=committee.reports(), transcript=record,
+        seconds=run.seconds, parties=committee.reports(results=run.results), transcript=record,
         committee=committee.size, included=run.included, dropped=run.dropped)
 
 

@@ -211,8 +211,9 @@ class CommitteeTranscript:
         name = self.institutions[institution]
         m = len(self.local_sums)
         lines = [f"Field: integers modulo a {self.modulus.bit_length()}-bit prime p; "
-                 f"{name} splits w*p*2^{self.frac_bits} into {m} additive shares (mod p), one "
-                 f"per compute party; any {m - 1} of them are uniformly random."]
+                 f"{name} splits its encoded weighted probabilities w*P*2^{self.frac_bits} "
+                 f"into {m} additive shares (mod p), one per compute party; any {m - 1} of "
+                 "them are uniformly random."]
         for j, share in enumerate(self.sent.get(name, ())):
             lines.append(f"  {name} -> compute party {j}: {[int(x) for x in share[row]]}")
         if name not in self.included:
