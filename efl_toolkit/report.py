@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from sklearn.metrics import roc_curve
 from sklearn.preprocessing import label_binarize
 
+from efl_toolkit.atomic import write_text_atomic
 from efl_toolkit.ensemble import argmax_labels, combine
 from efl_toolkit.ledger import open_ledger
 from efl_toolkit.training import EvaluationResult, evaluate
@@ -354,21 +355,6 @@ def report_markdown(report: dict) -> str:
         f"Total time {report['timings']['total_seconds']:.1f} s.", "",
     ]
     return "\n".join(lines)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Writes ``text`` to ``path`` so that a crash leaves the old file or the new one, never a
-    half-written one (temporary file, fsync, rename)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def ledger_anchors(ledger_path: Path) -> dict:

@@ -113,7 +113,7 @@ def test_prepare_out_dir_clears_what_a_killed_run_left(tmp_path):
 
 
 def test_report_files_are_replaced_atomically(tmp_path, monkeypatch):
-    from efl_toolkit import report
+    from efl_toolkit import atomic, report
 
     target = tmp_path / "report.json"
     target.write_text('{"complete": "old run"}')
@@ -121,7 +121,7 @@ def test_report_files_are_replaced_atomically(tmp_path, monkeypatch):
     def crash(*args):
         raise OSError("simulated crash before the rename")
 
-    monkeypatch.setattr(report.os, "replace", crash)
+    monkeypatch.setattr(atomic.os, "replace", crash)
     with pytest.raises(OSError):
         report.write_text_atomic(target, '{"complete": "new run", "half": ')
     assert target.read_text() == '{"complete": "old run"}'  # never half of the new one

@@ -24,14 +24,13 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from efl_toolkit.atomic import write_bytes_atomic
 from efl_toolkit.ledger.crypto import is_hash_hex, sha256_hex
 from efl_toolkit.ledger.errors import ArtifactError
-from efl_toolkit.ledger.store import fsync_directory
 
 PACK_MAGIC = b"EFLARR1\n"
 
@@ -75,17 +74,7 @@ not to the expected 000000000000...
         if target.is_file() and self.problem(digest) is None:
             return digest
         self.directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        fsync_directory(self.directory)
+        write_bytes_atomic(target, data)
         return digest
 
     def problem(self, digest: str) -> str | None:

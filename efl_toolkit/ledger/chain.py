@@ -37,6 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from efl_toolkit.atomic import fsync_directory
 from efl_toolkit.ledger import store
 from efl_toolkit.ledger.artifacts import ArtifactStore
 from efl_toolkit.ledger.block import (
@@ -134,7 +135,7 @@ class Ledger(LedgerView):
         finally:
             store.close_store(conn, writer=True)
         os.replace(tmp, target)
-        store.fsync_directory(target.parent)
+        fsync_directory(target.parent)
         genesis = checkpoint_of([stored.hash], header.hash)
         write_checkpoint(checkpoint_path(target), sign_checkpoint(genesis, consortium))
         if save_keys:

@@ -415,18 +415,6 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
 
 def write_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint) -> Path:
     """Writes a checkpoint note atomically (temporary file, fsync, rename)."""
-    from efl_toolkit.ledger.store import fsync_directory
+    from efl_toolkit.atomic import write_text_atomic
 
-    p = Path(path)
-    tmp = p.with_name(f"{p.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            f.write(checkpoint.to_note())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_directory(p.parent)
-    return p
+    return write_text_atomic(path, checkpoint.to_note())

@@ -206,15 +206,6 @@ def open_store(path: str | os.PathLike, readonly: bool = True) -> sqlite3.Connec
     return conn
 
 
-def fsync_directory(directory: str | os.PathLike) -> None:
-    """Makes a rename or a new file in ``directory`` durable (fsync of the directory)."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _as_bytes(value: object) -> bytes:
     """Any stored value as bytes (a tampered row may hold TEXT, a number or NULL)."""
     if isinstance(value, bytes):

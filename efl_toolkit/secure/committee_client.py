@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from efl_toolkit.atomic import write_json_atomic
 from efl_toolkit.secure.committee import CommitteeRound
 from efl_toolkit.secure.compute_party import MIN_COMMITTEE, STOP_FILE
 from efl_toolkit.secure.fixed_point import WEIGHT_BITS, weight_units
@@ -46,7 +47,6 @@ from efl_toolkit.secure.parties import (
     _stop,
     free_ports,
 )
-from efl_toolkit.secure.party import write_json_atomic
 from efl_toolkit.secure.shares import Share, deliver, make_shares, to_signed_sum
 
 

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from efl_toolkit.atomic import write_json_atomic
 from efl_toolkit.secure.committee import (
     CommitteeRound,
     QuorumError,
@@ -57,7 +58,6 @@ from efl_toolkit.secure.party import (
     supervised,
     tls_workdir,
     watch_parent,
-    write_json_atomic,
 )
 from efl_toolkit.secure.protocol import exchange_headers, load_runtime
 from efl_toolkit.secure.shares import ShareError, field_modulus

@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from efl_toolkit.atomic import write_json_atomic
 from efl_toolkit.ensemble.combine import EnsembleInputError, check_probabilities
 from efl_toolkit.secure.fixed_point import REVEALS
 from efl_toolkit.secure.protocol import RoundMismatchError, RoundSpec, load_runtime, run_round
@@ -170,12 +171,6 @@ def write_input(path, probs, weight: float = 1.0) -> Path:
     path = Path(path)
     np.savez(path, probs=np.asarray(probs, dtype=np.float64), weight=np.float64(weight))
     return path
-
-
-def write_json_atomic(path: Path, payload: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload))
-    os.replace(tmp, path)
 
 
 def mpyc_arguments(addresses, index: int, threshold: int, *, tls: bool, verbose: bool

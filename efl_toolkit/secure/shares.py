@@ -18,6 +18,7 @@ the institution and the file.
 
 Example:
     >>> import numpy as np
+
     >>> p = field_modulus(20)
     >>> shares = split_additive(np.array([5, -3]), p, 3)
     >>> [int(v) for v in to_signed_sum(shares, p)]
@@ -26,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import io
 import os
 import secrets
 from collections.abc import Sequence
@@ -34,6 +36,8 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
+
+from efl_toolkit.atomic import write_bytes_atomic
 
 #: MPyC's default statistical security parameter ``k``: ``SecInt(l)`` lives in a field of
 #: ``l + k + 2`` bits (``mpyc.sectypes._pfield``); compute parties check the modulus at run time.
@@ -187,15 +191,10 @@ def write_share(inbox: str | Path, share: Share) -> Path:
     if any(folder.glob(f"{share.institution}.*{SHARE_SUFFIX}")):
         raise ShareError(f"{share.institution}: already submitted a share for round "
                          f"{share.round_id} to {folder}; an institution submits once per round")
-    path = share_path(inbox, share)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, values=share.values, modulus=np.array(str(share.modulus)),
-                 **{k: np.array(v) for k, v in share.meta().items()})
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return path
+    buffer = io.BytesIO()
+    np.savez(buffer, values=share.values, modulus=np.array(str(share.modulus)),
+             **{k: np.array(v) for k, v in share.meta().items()})
+    return write_bytes_atomic(share_path(inbox, share), buffer.getvalue())
 
 
 def read_share(path: str | Path) -> Share:
