@@ -208,14 +208,18 @@ class Committee:
         dead = [p for p in self.launched if p.process.poll() is not None]
         if not dead:
             return
-        p = dead[0]
-        info = p.read_json("json") or {}
+        infos = {q.index: q.read_json("json") or {} for q in dead}
+        for q in dead:                   # a survivor that timed out names the silent party
+            info = infos[q.index]
+            awaited = [int(j) for j in info.get("peers") or [] if int(j) != q.index]
+            if info.get("error_kind") == "timeout" and awaited:
+                names = ", ".join(f"compute party {j} ({self.addresses[j]})" for j in awaited)
+                self._abort(f"{names} stopped responding during {during}: compute party "
+                            f"{q.index} {info.get('error')}", awaited, "hung")
+        # else the first party that did not merely lose a peer (it is the one that went away)
+        p = next((q for q in dead if infos[q.index].get("error_kind") != "peer-lost"), dead[0])
+        info = infos[p.index]
         why = info.get("error") or f"exited with code {p.process.returncode}"
-        awaited = [int(j) for j in info.get("peers") or [] if int(j) != p.index]
-        if info.get("error_kind") == "timeout" and awaited:   # it waited for a silent party
-            names = ", ".join(f"compute party {j} ({self.addresses[j]})" for j in awaited)
-            self._abort(f"{names} stopped responding during {during}: compute party "
-                        f"{p.index} {why}", awaited, "hung")
         self._abort(f"compute party {p.index} ({p.address}) ended during {during}: {why}",
                     [q.index for q in dead], "failed" if info else "died")
 
