@@ -200,6 +200,8 @@ BAD_SHARES = {
     "wrong fraction": (dict(frac_bits=12), "uses 12 fractional bits"),
     "wrong committee": (dict(n_parties=4), "split for 4 compute parties"),
     "stranger": (dict(institution="intruder"), "not in round"),
+    "wrong shape": (dict(values=np.zeros((3, 2), dtype=np.int64)), "has shape [3, 2], the round "
+                    "expects [4, 2]"),
 }
 
 
@@ -210,7 +212,7 @@ def test_bad_share_fails_the_round_naming_the_institution(committee, tmp_path, c
                          ("a", "b"), (4, 2)).check(3)
     deliver_one_good(committee, rnd, "b")
     name = overrides.pop("institution", "a")
-    shares = deliver_one(committee, rnd, name, **overrides)
+    shares = deliver_one(committee, rnd, name, overrides.pop("values", None), **overrides)
     for j, share in enumerate(shares[:3]):          # placed in THIS round's inbox folders
         path = write_share(tmp_path / str(j), share)
         target = committee.inbox(j) / rnd.round_id / path.name
