@@ -116,11 +116,19 @@ def test_from_json_renders_the_page_without_running(tiny, tmp_path):
 def test_a_failed_run_is_an_error_naming_its_cell(tmp_path):
     missing = tmp_path / "nothere.npz"
     out = tmp_path / "failed.json"
-    proc = run_script("--tiny", "--dataset", str(missing), "--seeds", "3", "--out", str(out),
+    proc = run_script("--tiny", "--dataset", str(missing), "--seeds", "3,4", "--out", str(out),
                       cwd=tmp_path, timeout=120)
     assert proc.returncode == 1
     assert f"dataset={missing}" in proc.stderr and "seed=3" in proc.stderr
     document = json.loads(proc.stdout)
     assert document["status"] == "failed" and document["runs"] == []
+    assert len(document["errors"]) == 1                 # stops at the first failure
     assert "seed=3" in document["error"]["cell"] and "nothere.npz" in document["error"]["message"]
     assert json.loads(out.read_text())["status"] == "failed"
+
+    proc = run_script("--tiny", "--dataset", str(missing), "--seeds", "3,4", "--keep-going",
+                      cwd=tmp_path, timeout=120)
+    assert proc.returncode == 1
+    document = json.loads(proc.stdout)
+    assert [e["seed"] for e in document["errors"]] == [3, 4]
+    assert "2 of 2 runs failed" in proc.stderr
