@@ -337,3 +337,13 @@ def test_a_compute_party_that_hangs_fails_the_round_within_its_timeout():
         assert time.monotonic() - started < 4 + 10
         assert err.value.parties == (2,) and err.value.kind == "hung"
     assert all(p.process.poll() is not None for p in c.launched)
+
+
+def test_a_compute_party_that_never_connects_is_named_within_the_startup_timeout():
+    started = time.monotonic()
+    with pytest.raises(SecureRoundError, match=r"compute party 2 \(127\.0\.0\.1:\d+\) never "
+                                               r"connected") as err:
+        secure_ensemble([[[0.5, 0.5]]], startup_timeout=2,
+                        on_spawn=lambda pids: os.kill(pids[2], signal.SIGSTOP))
+    assert err.value.parties == (2,) and err.value.kind == "unconnected"
+    assert time.monotonic() - started < 2 + 10

@@ -59,6 +59,7 @@ class ArtifactStore:
         """Stores ``data`` atomically and returns its SHA-256; checks ``expected`` if given.
 
         Example:
+            >>> import tempfile
             >>> store = ArtifactStore(tempfile.mkdtemp())
             >>> store.put(b"abc", expected="00" * 32)
             Traceback (most recent call last):

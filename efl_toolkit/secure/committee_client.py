@@ -26,7 +26,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +89,7 @@ class Committee:
         startup_timeout: Seconds for every party to start and connect.
         round_timeout: Seconds a round may take once published.
         tls: ``True`` for throw-away certificates (MPyC over TLS), or a folder of them.
+        on_spawn: Called with the compute parties' PIDs right after they start.
 
     Use as a context manager; :meth:`close` stops and reaps every process.
 
@@ -99,7 +100,8 @@ class Committee:
 
     def __init__(self, size: int = 3, *, colluders: int | None = None,
                  startup_timeout: float = 30.0, round_timeout: float = 120.0,
-                 tls: bool | str | Path = False, python: str = sys.executable):
+                 tls: bool | str | Path = False, python: str = sys.executable,
+                 on_spawn: Callable[[list[int]], None] | None = None):
         if int(size) != size or size < MIN_COMMITTEE:
             raise ValueError(f"a committee needs at least {MIN_COMMITTEE} compute parties "
                              f"(honest majority, t >= 1), got {size}")
@@ -111,7 +113,7 @@ class Committee:
             raise ValueError("timeouts must be positive")
         self.size, self.threshold = int(size), t
         self.startup_timeout, self.round_timeout = startup_timeout, round_timeout
-        self.tls, self.python = tls, python
+        self.tls, self.python, self.on_spawn = tls, python, on_spawn
         self.workdir: Path | None = None
         self.launched: list[_Launched] = []
         self.addresses: list[str] = []
@@ -159,6 +161,8 @@ class Committee:
             if tls_dir is not None:
                 cmd += ["--tls", str(tls_dir)]
             self.launched.append(_spawn(j, cmd, self.workdir, f"compute-{j}", self.addresses[j]))
+        if self.on_spawn is not None:
+            self.on_spawn([p.process.pid for p in self.launched])
         deadline = time.monotonic() + self.startup_timeout + GRACE_SECONDS
         while True:
             time.sleep(POLL_SECONDS)
@@ -209,13 +213,16 @@ class Committee:
         if not dead:
             return
         infos = {q.index: q.read_json("json") or {} for q in dead}
-        for q in dead:                   # a survivor that timed out names the silent party
+        verdicts = {"timeout": ("stopped responding", "hung"),
+                    "connect": ("never connected", "unconnected")}
+        for q in dead:         # a party that waited in vain names the silent one(s)
             info = infos[q.index]
             awaited = [int(j) for j in info.get("peers") or [] if int(j) != q.index]
-            if info.get("error_kind") == "timeout" and awaited:
+            if info.get("error_kind") in verdicts and awaited:
+                what, kind = verdicts[info["error_kind"]]
                 names = ", ".join(f"compute party {j} ({self.addresses[j]})" for j in awaited)
-                self._abort(f"{names} stopped responding during {during}: compute party "
-                            f"{q.index} {info.get('error')}", awaited, "hung")
+                self._abort(f"{names} {what} during {during}: compute party {q.index} "
+                            f"{info.get('error')}", awaited, kind)
         # else the first party that did not merely lose a peer (it is the one that went away)
         p = next((q for q in dead if infos[q.index].get("error_kind") != "peer-lost"), dead[0])
         info = infos[p.index]

@@ -251,9 +251,7 @@ def secure_ensemble(predictions, weights=None, *, reveal: str = "mean",
     if committee is not None:
         _prepare(predictions, weights, reveal, frac_bits, 1)
         with Committee(committee, colluders=colluders, startup_timeout=startup_timeout,
-                       round_timeout=timeout, tls=tls) as running:
-            if on_spawn is not None:
-                on_spawn([p.process.pid for p in running.launched])
+                       round_timeout=timeout, tls=tls, on_spawn=on_spawn) as running:
             return committee_ensemble(running, predictions, weights, reveal=reveal,
                                       receivers=receivers, frac_bits=frac_bits,
                                       transcript=transcript, transcript_rows=transcript_rows,
