@@ -85,7 +85,7 @@ def build_report(result: ExperimentResult, out_dir: str | Path, total_seconds: f
             "test_balanced_accuracy": _num(alone.test.balanced_accuracy),
             "level2_weight": _num(result.weights[inst.id]),
             "versions": result.versions[inst.id],
-            "models": {arch: {"accuracy": _num(ev.accuracy), "auc": _num(ev.auc)}
+            "models": {arch: _scores(ev)
                        for arch, ev in alone.per_model.items()},
             **_method_entry(result, inst.id),
         })

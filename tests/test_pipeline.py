@@ -86,6 +86,18 @@ def test_report_json_has_the_design_contract(colour_run):
                           for g in groups.values())
     assert all(g["alone"] == (len(g["members"]) == 1) for g in groups.values())
     assert report["config"]["effective"]["method"] == "hierarchical"
+
+    def every_accuracy_has_a_balanced_one(node, path="report"):
+        if isinstance(node, dict):
+            if "accuracy" in node:
+                assert "balanced_accuracy" in node, path
+            for key, value in node.items():
+                every_accuracy_has_a_balanced_one(value, f"{path}.{key}")
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                every_accuracy_has_a_balanced_one(value, f"{path}[{i}]")
+
+    every_accuracy_has_a_balanced_one(report)
     assert {"accuracy", "auc"} <= set(report["baselines"]["centralized"])
     assert {"accuracy", "auc"} <= set(report["baselines"]["best_single_institution"])
     assert report["timings"]["total_seconds"] > 0
