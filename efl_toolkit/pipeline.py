@@ -192,7 +192,9 @@ def run_secure_round(ledger: Ledger, versions: Mapping[str, Mapping[str, str]],
                 "compute_parties": size, "institutions": list(level1_probs),
                 "weights": dict(weights), "frac_bits": frac_bits,
                 "queries": len(dataset.test), "query_set": f"{dataset.name}:test"}
-    all_versions = [v for per_inst in versions.values() for v in per_inst.values()]
+    # keepers of one group model share its version: list each version once
+    all_versions = list(dict.fromkeys(v for per_inst in versions.values()
+                                      for v in per_inst.values()))
     registry.start_round(coordinator, ROUND_ID, all_versions, protocol)
     try:
         if isinstance(committee, int):

@@ -250,3 +250,32 @@ def test_ensemble_only_method_trains_no_groups(tmp_path, make_npz):
     np.testing.assert_allclose(result.secure.mean, result.ensemble_only_probs,
                                atol=result.secure.fixed_point.error_bound)
     assert result.report["ensembles"]["secure_mean"]["method"] == "ensemble_only"
+
+
+def test_a_group_version_kept_by_two_institutions_is_listed_once(tmp_path):
+    """Two keepers of one group model share its version; ROUND_START must still be valid."""
+    rng = np.random.default_rng(1)
+    names = ["hospital-a", "hospital-b"]
+    probs = {n: rng.dirichlet(np.ones(2), size=6) for n in names}
+    ledger = Ledger.create(prepare_out_dir(tmp_path / "out"), Consortium.generate(names, seed=2))
+    registry = ModelRegistry(ledger)
+    shared = commit_versions(registry, "hospital-a", {
+        "group-cnn": NewVersion(b"group model", "cnn", {"round": 1}, {})})["group-cnn"]
+    own = commit_versions(registry, "hospital-b", {
+        "mlp": NewVersion(b"own model", "mlp", {"acc": 0.5}, {})})["mlp"]
+    versions = {"hospital-a": {"cnn": shared}, "hospital-b": {"cnn": shared, "mlp": own}}
+
+    class Split:                                   # the query set: 6 test labels
+        labels = np.array([0, 1, 0, 1, 1, 0])
+
+        def __len__(self):
+            return 6
+
+    dataset = type("D", (), {"test": Split(), "n_classes": 2, "name": "toy"})()
+    try:
+        run_secure_round(ledger, versions, probs, {n: 0.5 for n in names}, 3, dataset)
+    finally:
+        ledger.close()
+    with open_ledger(ledger.path) as view:
+        (rnd,) = view.rounds()
+        assert rnd.status == "done" and list(rnd.versions) == [shared, own]
