@@ -21,6 +21,16 @@ import tempfile
 from pathlib import Path
 
 
+def _default_file_mode() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+#: Permissions of a new file under this process's umask (read at import).
+_FILE_MODE = _default_file_mode()
+
+
 def fsync_directory(directory: str | os.PathLike) -> None:
     """Makes a rename or a new file in ``directory`` durable (fsync of the directory)."""
     fd = os.open(directory, os.O_RDONLY)
@@ -40,6 +50,7 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes, *, durable: bool = 
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
     try:
+        os.fchmod(fd, _FILE_MODE)          # as open() would create it, not mkstemp's 0600
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             if durable:

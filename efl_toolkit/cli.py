@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from typing import TYPE_CHECKING
 
@@ -282,6 +283,10 @@ def main(argv: list[str] | None = None) -> int:
         argparse.ArgumentParser.error = original  # type: ignore[method-assign]
 
 
+def _terminate(signum, _frame) -> None:
+    raise SystemExit(128 + signum)
+
+
 def _dispatch(argv: list[str]) -> int:
     if argv and argv[0] == "party":
         from efl_toolkit.secure.party import main as party_main
@@ -293,6 +298,9 @@ def _dispatch(argv: list[str]) -> int:
         return share_main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "demo":
+        # SIGTERM (a killed job, `kill PID`) unwinds like an exception, so the committee's
+        # processes and its folder of shares, and the ledger, are closed and cleaned up
+        signal.signal(signal.SIGTERM, _terminate)
         return demo_main(args)
     from efl_toolkit.ledger.cli import main as ledger_main
 

@@ -227,6 +227,14 @@ def plot_confusion(evaluation: EvaluationResult, class_names, title: str) -> Fig
     return fig
 
 
+def _version_label(v, placed) -> str:
+    """A federated group's rounds read ``r1 r2 ...`` after the first (which names the model)."""
+    if v.model_id.startswith("group-") and v.parent in placed:
+        return f"r{int(v.metrics.get('round', 0))}"
+    name = v.model_id if v.model_id.startswith("group-") else v.architecture
+    return f"{name}\n{v.version[:8]}"
+
+
 def plot_model_versions(ledger_path: str | Path) -> Figure:
     """The ledger's model-version graph: one lane per institution, rounds gathering versions."""
     view = open_ledger(ledger_path)
@@ -235,7 +243,8 @@ def plot_model_versions(ledger_path: str | Path) -> Figure:
     finally:
         view.close()
     lanes = list(dict.fromkeys(v.institution for v in versions))
-    fig = Figure(figsize=(7.5, 1.2 + 0.7 * (len(lanes) + 1)), layout="constrained")
+    width = min(max(7.5, 0.45 * (len(versions) + len(rounds))), 40.0)
+    fig = Figure(figsize=(width, 1.2 + 0.7 * (len(lanes) + 1)), layout="constrained")
     ax = fig.add_subplot()
     where = {}
     for column, v in enumerate(versions):
@@ -246,8 +255,7 @@ def plot_model_versions(ledger_path: str | Path) -> Figure:
             ax.annotate("", (x1, y1), (x0, y0), arrowprops={"arrowstyle": "->"})
         x, y = where[v.version]
         ax.scatter([x], [y], s=260, color="#4c78a8", zorder=3)
-        ax.text(x, y + 0.2, f"{v.architecture}\n{v.version[:8]}", ha="center", va="top",
-                fontsize=7)
+        ax.text(x, y + 0.2, _version_label(v, where), ha="center", va="top", fontsize=7)
     round_y = len(lanes)
     for k, rnd in enumerate(rounds):
         x = len(versions) + k
@@ -276,7 +284,9 @@ def save_plots(result: ExperimentResult, out_dir: str | Path) -> list[Path]:
     figures = {
         "class_distribution.png": plot_class_distribution(result.institutions,
                                                           result.dataset.class_names),
-        "metrics.png": plot_metric_comparison(metric_rows(result), metric=["accuracy", "auc"]),
+        "metrics.png": plot_metric_comparison(
+            metric_rows(result), metric=["accuracy", "balanced_accuracy", "auc"],
+            reference={"chance (AUC, balanced accuracy)": 0.5}),
         "roc_curves.png": plot_roc_curves(result),
         "confusion_matrix.png": plot_confusion(result.secure_eval, result.dataset.class_names,
                                                "Secure ensemble, test split"),
@@ -396,12 +406,14 @@ def headline(report: dict, out_dir: str | Path) -> str:
         f"balanced accuracy {_cell(ens['secure_mean']['balanced_accuracy'])}, "
         f"AUC {_cell(ens['secure_mean']['auc'])}",
         f"ensemble only (each alone): accuracy {_cell(ens['ensemble_only']['accuracy'])}, "
+        f"balanced accuracy {_cell(ens['ensemble_only']['balanced_accuracy'])}, "
         f"AUC {_cell(ens['ensemble_only']['auc'])}",
         f"best single institution ({best['institution']}): accuracy {_cell(best['accuracy'])},"
-        f" AUC {_cell(best['auc'])}",
+        f" balanced accuracy {_cell(best['balanced_accuracy'])}, AUC {_cell(best['auc'])}",
         f"centralized upper bound: accuracy {_cell(base['centralized']['accuracy'])}, AUC "
         f"{_cell(base['centralized']['auc'])}; FedAvg cnn: accuracy "
-        f"{_cell(base['fedavg_cnn']['accuracy'])}, AUC {_cell(base['fedavg_cnn']['auc'])}",
+        f"{_cell(base['fedavg_cnn']['accuracy'])}, balanced accuracy "
+        f"{_cell(base['fedavg_cnn']['balanced_accuracy'])}, AUC {_cell(base['fedavg_cnn']['auc'])}",
         f"ledger height {report['ledger']['height']}, verified {report['ledger']['verified']}",
         f"report: {Path(out_dir) / 'report.json'} and report.md, plots in {out_dir}",
     ])

@@ -126,3 +126,35 @@ def test_report_files_are_replaced_atomically(tmp_path, monkeypatch):
         report.write_text_atomic(target, '{"complete": "new run", "half": ')
     assert target.read_text() == '{"complete": "old run"}'  # never half of the new one
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]  # no temporary left
+
+
+def test_files_written_atomically_get_the_usual_permissions(tmp_path):
+    from efl_toolkit.atomic import write_text_atomic
+
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    atomic = write_text_atomic(tmp_path / "report.json", "{}")
+    assert atomic.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+
+
+def test_sigterm_during_the_groups_cleans_up_processes_and_shares(tmp_path, make_npz):
+    """`kill PID` while the committee is up: exit 143, no compute party left, no share folder."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    npz = make_npz(sizes=(90, 24, 30))
+    proc = subprocess.Popen([sys.executable, "-m", "efl_toolkit.cli", "demo", "--dataset",
+                             str(npz), "--out", str(tmp_path / "out")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TMPDIR": str(temp)})
+    deadline = time.monotonic() + 240
+    while not list(temp.glob("efl-committee-*/inbox_0")) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.1)
+    parties = psutil.Process(proc.pid).children(recursive=True)
+    assert parties, "the committee should be running"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    proc.stderr.close()
+    assert not list(temp.glob("efl-committee-*"))
+    gone, alive = psutil.wait_procs(parties, timeout=10)
+    assert not alive, alive

@@ -208,3 +208,14 @@ def test_fine_tuning_is_kept_only_if_own_validation_improves(setting, committee)
             assert loss(result.models[name]) < loss(global_model)
         else:
             assert result.models[name] is global_model
+
+
+def test_bad_faults_and_members_are_named(setting):
+    dataset, insts = setting
+    group = logistic_group(insts)
+    with pytest.raises(ValueError, match=r"faults\[1\]\['hospital-b'\] = 'bogus'"):
+        train_group(group, insts, dataset, CONFIG, jax.random.key(0), plaintext_aggregation,
+                    rounds=1, faults={1: {"hospital-b": "bogus"}})
+    with pytest.raises(ValueError, match="not among the institutions"):
+        train_group(group, {"hospital-a": insts["hospital-a"]}, dataset, CONFIG,
+                    jax.random.key(0), plaintext_aggregation, rounds=1)

@@ -318,6 +318,15 @@ def train_group(group: Group, institutions: Mapping[str, Institution], dataset: 
     """
     started = time.perf_counter()
     positions = positions or {name: i for i, name in enumerate(institutions)}
+    missing = [m for m in group.members if m not in institutions]
+    if missing:
+        raise ValueError(f"group {group.architecture}: members {missing} are not among the "
+                         f"institutions given ({list(institutions)})")
+    for r, per_member in (faults or {}).items():
+        for member, fault in per_member.items():
+            if fault not in FAULTS or member not in group.members:
+                raise ValueError(f"faults[{r}][{member!r}] = {fault!r}: a fault is one of "
+                                 f"{FAULTS} for a member of {list(group.members)}")
     members = [institutions[m] for m in group.members]
     if group.alone:
         inst = members[0]

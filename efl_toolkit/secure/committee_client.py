@@ -19,8 +19,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import math
 import os
 import shutil
 import sys
@@ -47,7 +49,13 @@ from efl_toolkit.secure.parties import (
     _stop,
     free_ports,
 )
-from efl_toolkit.secure.shares import Share, deliver, make_shares, to_signed_sum
+from efl_toolkit.secure.shares import (
+    MAX_BIT_LENGTH,
+    Share,
+    deliver,
+    make_shares,
+    to_signed_sum,
+)
 
 
 @dataclass(frozen=True)
@@ -109,8 +117,10 @@ class Committee:
         if t < 0 or 2 * t >= size:
             raise ValueError(f"colluders={t} needs colluders < M/2 with M={size} "
                              f"(at most {(size - 1) // 2})")
-        if startup_timeout <= 0 or round_timeout <= 0:
-            raise ValueError("timeouts must be positive")
+        for name, value in (("startup_timeout", startup_timeout),
+                            ("round_timeout", round_timeout)):
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number of seconds > 0, got {value!r}")
         self.size, self.threshold = int(size), t
         self.startup_timeout, self.round_timeout = startup_timeout, round_timeout
         self.tls, self.python, self.on_spawn = tls, python, on_spawn
@@ -138,7 +148,15 @@ class Committee:
         return [self.inbox(j) for j in range(self.size)]
 
     def start(self) -> Committee:
-        """Starts the processes and waits until all are connected."""
+        """Starts the processes and waits until all are connected (on any failure, including
+        an interrupt, everything started so far is stopped and removed)."""
+        try:
+            return self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self) -> Committee:
         self.workdir = Path(tempfile.mkdtemp(prefix="efl-committee-"))
         (self.workdir / "rounds").mkdir()
         tls_dir = None
@@ -181,7 +199,8 @@ class Committee:
         """Tells the parties to stop, waits briefly, then kills and reaps what is left."""
         if self.workdir is None:
             return
-        (self.workdir / "rounds" / STOP_FILE).touch()
+        with contextlib.suppress(OSError):      # started far enough to have a rounds folder?
+            (self.workdir / "rounds" / STOP_FILE).touch()
         end = time.monotonic() + 5.0
         while time.monotonic() < end and any(p.process.poll() is None for p in self.launched):
             time.sleep(POLL_SECONDS)
@@ -300,19 +319,13 @@ class Committee:
             ValueError: Non-finite or differently shaped arrays, bad weights, or a value too
                 large for the fixed-point range (the institution is named).
         """
-        names, arrays = _check_vectors(vectors)
-        w = _check_weights(weights, names)
+        names, arrays, w = check_sum_inputs(vectors, weights, frac_bits)
         scale = float(w.max())
         rnd = CommitteeRound(round_id or self.next_round_id("sum"), "sum", tuple(names),
                              tuple(arrays[0].shape), frac_bits=frac_bits,
                              min_institutions=min_institutions).check(self.size)
         fp = rnd.fixed_point()
-        limit = 2.0 ** (fp.bit_length - 1 - frac_bits) / len(names)
         for name, x, wi in zip(names, arrays, w / scale, strict=True):
-            if x.size and float(np.abs(x).max()) * wi >= limit:
-                raise ValueError(f"{name}: values up to {float(np.abs(x).max()):.4g} exceed the "
-                                 f"fixed-point range (+-{limit:.4g} for {len(names)} "
-                                 f"institutions at frac_bits={frac_bits}); scale them down")
             if name not in absent:
                 self.submit(rnd, name, fp.encode(wi * x), float(wi))
         run = self.run(rnd)
@@ -332,6 +345,25 @@ class SecureSum:
     def mean(self) -> np.ndarray:
         """``total`` divided by the included institutions' weights (renormalized mean)."""
         return self.total / (self.run.weight_sum * self.scale)
+
+
+def check_sum_inputs(vectors, weights, frac_bits: int
+                     ) -> tuple[list[str], list[np.ndarray], np.ndarray]:
+    """Checks a secure sum's inputs before anything is shared; returns names, arrays, weights.
+
+    Raises:
+        ValueError: Non-finite or differently shaped arrays, bad weights, or a weighted value
+            beyond the fixed-point range of ``SecInt(30)`` (the institution is named).
+    """
+    names, arrays = _check_vectors(vectors)
+    w = _check_weights(weights, names)
+    limit = 2.0 ** (MAX_BIT_LENGTH - 1 - frac_bits) / len(names)
+    for name, x, wi in zip(names, arrays, w / w.max(), strict=True):
+        if x.size and float(np.abs(x).max()) * wi >= limit:
+            raise ValueError(f"{name}: values up to {float(np.abs(x).max()):.4g} exceed the "
+                             f"fixed-point range (+-{limit:.4g} for {len(names)} "
+                             f"institutions at frac_bits={frac_bits}); scale them down")
+    return names, arrays, w
 
 
 def _check_vectors(vectors) -> tuple[list[str], list[np.ndarray]]:
@@ -382,5 +414,6 @@ def secure_sum(vectors, weights=None, committee: int = 3, *, frac_bits: int = 16
     and reveal only it); see :meth:`Committee.sum`. For many rounds keep one
     :class:`Committee` open instead of calling this repeatedly.
     """
+    check_sum_inputs(vectors, weights, frac_bits)          # before any process starts
     with Committee(committee, round_timeout=timeout, startup_timeout=startup_timeout) as c:
         return c.sum(vectors, weights, frac_bits=frac_bits).total
