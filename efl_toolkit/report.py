@@ -299,6 +299,16 @@ def save_plots(result: ExperimentResult, out_dir: str | Path) -> list[Path]:
     return paths
 
 
+def _count(n: int, one: str, many: str | None = None) -> str:
+    """``1 institution``, ``3 institutions``.
+
+    Example:
+        >>> _count(1, "colluding party", "colluding parties"), _count(3, "institution")
+        ('1 colluding party', '3 institutions')
+    """
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
 def _cell(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
@@ -311,7 +321,8 @@ def report_markdown(report: dict) -> str:
     lines = [
         f"# efl_toolkit experiment: {ds['name']}", "",
         f"{ds['n_train']} training images ({ds['channels']} channel(s), {ds['n_classes']} "
-        f"classes) split among {len(report['institutions'])} institutions; every score is on "
+        f"classes) split among {_count(len(report['institutions']), 'institution')}; every "
+        "score is on "
         f"the official test split ({ds['n_test']} images). Preset `{report['config']['preset']}`,"
         f" seed {report['config']['seed']}.", "",
         "## Institutions (level 1: each trains what its capacity allows)", "",
@@ -351,8 +362,8 @@ def report_markdown(report: dict) -> str:
         "", "## Secure round", "",
         f"A committee of {secure['parties']} compute-party processes on 127.0.0.1 (additive "
         f"shares from the institutions, then MPyC's Shamir sharing; up to "
-        f"{secure['threshold']} colluding parties learn nothing but the opened mean), "
-        f"{len(secure['included'])} institutions included"
+        f"{_count(secure['threshold'], 'colluding party', 'colluding parties')} learn nothing "
+        f"but the opened mean), {_count(len(secure['included']), 'institution')} included"
         f"{' (dropped: ' + ', '.join(secure['dropped']) + ')' if secure['dropped'] else ''}, "
         f"{secure['frac_bits']} fractional bits: max |secure - plaintext| = "
         f"{secure['max_abs_diff_vs_plaintext']:.2e} (bound {secure['error_bound']:.2e}), label "
