@@ -31,6 +31,8 @@ DECISIONS = ("balanced", "argmax")
 PRESET_ENV_VAR = "EFL_PRESET"
 DEFAULT_PRESET = "classroom_fast"
 PARTITIONS = ("iid", "dirichlet", "quantity")
+#: Seeds are in ``[0, SEED_LIMIT)``: they become 32-bit RNG keys.
+SEED_LIMIT = 2**32
 
 
 class ConfigError(ValueError):
@@ -46,10 +48,15 @@ def _check_number(name: str, value, *, integer: bool = False, low: float | None 
                else isinstance(value, numbers.Real)) and not isinstance(value, bool)
     if not ok_type or not math.isfinite(float(value)):
         raise ConfigError(f"{name} must be {kind}, finite, got {value!r}")
+    def show(bound) -> str:
+        return str(bound) if isinstance(bound, int) else f"{bound:g}"
+
     if low is not None and (value <= low if low_open else value < low):
-        raise ConfigError(f"{name} must be {'>' if low_open else '>='} {low:g}, got {value!r}")
+        raise ConfigError(f"{name} must be {'>' if low_open else '>='} {show(low)}, got "
+                          f"{value!r}")
     if high is not None and (value >= high if high_open else value > high):
-        raise ConfigError(f"{name} must be {'<' if high_open else '<='} {high:g}, got {value!r}")
+        raise ConfigError(f"{name} must be {'<' if high_open else '<='} {show(high)}, got "
+                          f"{value!r}")
 
 
 @dataclass(frozen=True)
@@ -150,7 +157,8 @@ class ExperimentConfig:
         if self.decision not in DECISIONS:
             raise ConfigError(f"decision must be one of {list(DECISIONS)}, got "
                               f"{self.decision!r}")
-        _check_number("seed", self.seed, integer=True, low=0)
+        _check_number("seed", self.seed, integer=True, low=0, high=SEED_LIMIT,
+                      high_open=True)  # RNG keys take 32-bit seeds
         if not isinstance(self.train, TrainConfig):
             raise ConfigError(f"train must be a TrainConfig, got {type(self.train).__name__}")
 

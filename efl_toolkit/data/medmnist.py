@@ -202,6 +202,10 @@ def load_dataset(name_or_path: str | os.PathLike, class_names: tuple[str, ...] |
     except DatasetError:
         raise
     except Exception as error:  # zipfile.BadZipFile, ValueError for pickled arrays, OSError
+        if isinstance(error, ValueError) and "pickle" in str(error):  # never allow_pickle
+            raise DatasetError(f"{path}: cannot read as .npz: {Path(path).name} is not a NumPy "
+                               ".npz archive (or holds pickled objects, which are refused)"
+                               ) from None
         raise DatasetError(f"{path}: cannot read as .npz ({type(error).__name__}: {error})"
                            ) from error
 

@@ -31,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -133,7 +134,30 @@ class CommitteeRound:
 
     @staticmethod
     def from_json(text: str) -> CommitteeRound:
-        data = json.loads(text)
+        """Parses :meth:`to_json`'s text; ``ValueError`` naming what is wrong with its form
+        (not JSON, not an object, a missing or unknown field, a list that is not a list).
+
+        Example:
+            >>> CommitteeRound.from_json('{"round_id": "r", "opening": "sum"}')
+            Traceback (most recent call last):
+            ...
+            ValueError: round file lacks field 'roster'
+        """
+        data = json.loads(text)  # json.JSONDecodeError is a ValueError
+        if not isinstance(data, dict):
+            raise ValueError(f"a round file must be a JSON object, got a JSON "
+                             f"{type(data).__name__}")
+        known = {f.name: f for f in dataclasses.fields(CommitteeRound)}
+        for name, f in known.items():
+            if name not in data and f.default is dataclasses.MISSING:
+                raise ValueError(f"round file lacks field {name!r}")
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ValueError(f"round file has unknown field {unknown[0]!r}")
+        for name in ("roster", "shape", "receivers"):
+            if data.get(name) is not None and not isinstance(data[name], list):
+                raise ValueError(f"round file field {name!r} must be a list, got "
+                                 f"{data[name]!r}")
         data["roster"], data["shape"] = tuple(data["roster"]), tuple(data["shape"])
         if data.get("receivers") is not None:
             data["receivers"] = tuple(data["receivers"])

@@ -50,11 +50,15 @@ from efl_toolkit.secure.committee import (
 from efl_toolkit.secure.party import (
     EXIT_CODES,
     LOOPBACK,
+    MAX_ROWS,
     PartyFailure,
+    check_index,
+    check_out_folder,
     connect,
     enter_tls_dir,
+    int_in,
     mpyc_arguments,
-    parse_addresses,
+    seconds,
     supervised,
     tls_workdir,
     watch_parent,
@@ -82,11 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--serve", default=None, metavar="DIR",
                       help="run every DIR/round_<k>.json in order until DIR/stop appears")
     p.add_argument("--out", default=".", help="folder for results and status")
-    p.add_argument("--threshold", type=int, default=None, help="t < M/2 (default (M-1)//2)")
-    p.add_argument("--startup-timeout", type=float, default=60.0)
-    p.add_argument("--round-timeout", type=float, default=600.0)
-    p.add_argument("--idle-timeout", type=float, default=3600.0,
-                   help="serving: exit after this long without a new round")
+    p.add_argument("--threshold", type=int_in(0, MAX_ROWS), default=None,
+                   help="t < M/2 (default (M-1)//2)")
+    p.add_argument("--startup-timeout", type=seconds, default=60.0,
+                   help="seconds to connect to all parties (finite, > 0)")
+    p.add_argument("--round-timeout", type=seconds, default=600.0,
+                   help="seconds per round once connected (finite, > 0)")
+    p.add_argument("--idle-timeout", type=seconds, default=3600.0,
+                   help="serving: exit after this long without a new round (finite, > 0)")
     p.add_argument("--tls", default=None, metavar="DIR", help="TLS files (efl party make-certs)")
     p.add_argument("--bind", default=None, metavar="HOST")
     p.add_argument("--parent-pid", type=int, default=None)
@@ -96,16 +103,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def prepare(args) -> tuple[list, int]:
     """Checks the arguments before anything connects (raises ``ValueError``)."""
-    addresses = parse_addresses(args.parties)
-    m, i = len(addresses), args.index
+    addresses = check_index(args, 1, "a committee")
+    m = len(addresses)
     if m < MIN_COMMITTEE:
         raise ValueError(f"a committee needs at least {MIN_COMMITTEE} compute parties (honest "
                          f"majority with one tolerated colluder), got {m}")
-    if not 0 <= i < m:
-        raise ValueError(f"--index {i} is not in 0..{m - 1}")
     t = (m - 1) // 2 if args.threshold is None else args.threshold
     if t < 0 or 2 * t >= m:
         raise ValueError(f"threshold {t} needs t < M/2 with M={m} (at most {(m - 1) // 2})")
+    for option in ("inbox", "serve"):  # a wrong folder would only show as a wait, or later
+        folder = getattr(args, option)
+        if folder is not None and not Path(folder).is_dir():
+            what = "is a file" if Path(folder).exists() else "does not exist"
+            raise ValueError(f"--{option} {folder} {what}: name an existing folder")
     if args.round is not None:
         read_round(Path(args.round)).check(m)
     return addresses, t
@@ -175,8 +185,9 @@ def write_result(out_dir: Path, index: int, k: int | None, result: dict) -> None
     write_json_atomic(out_dir / f"{stem}.json", result)
 
 
-async def serve(mpc, args, addresses, status) -> int:
-    """Connects, runs rounds until told to stop, shuts down; returns the rounds run."""
+async def serve(mpc, args, addresses, status) -> list[dict]:
+    """Connects, runs rounds until told to stop, shuts down; returns each round's outcome
+    (``ok``, ``error_kind``, ``error``)."""
     m = len(addresses)
     inbox, out_dir = Path(args.inbox), Path(args.out)
     status("connecting")
@@ -201,9 +212,15 @@ async def serve(mpc, args, addresses, status) -> int:
 
 def main(argv: list[str]) -> int:
     """Entry point of ``efl party --committee``."""
-    args = build_parser().parse_args(argv)
-    out_dir = Path(args.out).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    parser = build_parser()  # errors: one line `efl party: error: ...`, exit 2
+    parser.error = lambda message: parser.exit(2, f"efl party: error: {message}\n")
+    args = parser.parse_args(argv)
+    try:  # nothing is written for a wrong --index or an unwritable --out
+        check_index(args, 1, "a committee")
+        out_dir = check_out_folder(args.out, args.index)
+    except ValueError as err:
+        print(f"efl party: error: {err}", file=sys.stderr)
+        return EXIT_CODES["input"]
     status_path = out_dir / f"party_{args.index}.status"
 
     def status(stage: str) -> None:

@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import functools
 import json
+import math
 import os
 import shutil
 import sys
@@ -50,6 +51,99 @@ from efl_toolkit.secure.tls import missing_files
 EXIT_CODES = {"ok": 0, "error": 1, "input": 2, "connect": 3, "bind": 3, "timeout": 4,
               "mismatch": 5, "peer-lost": 6}
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+#: Largest ``--batch-rows``/``--transcript-rows``: the parties compare them as 64-bit integers.
+MAX_ROWS = 2**31 - 1
+#: Fewest and most fractional bits of the fixed-point encoding (``FixedPoint.for_inputs``).
+FRAC_BITS_RANGE = (4, 40)
+
+
+def seconds(text: str) -> float:
+    """An ``argparse`` type: a finite number of seconds > 0 (argparse names the option).
+
+    Example:
+        >>> seconds("2.5")
+        2.5
+        >>> seconds("nan")
+        Traceback (most recent call last):
+        ...
+        argparse.ArgumentTypeError: 'nan' is not a finite number of seconds > 0
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number of seconds > 0")
+    return value
+
+
+def int_in(low: int, high: int):
+    """An ``argparse`` type: an integer in ``[low, high]`` (argparse names the option).
+
+    Example:
+        >>> int_in(4, 40)("16")
+        16
+        >>> int_in(4, 40)("99")
+        Traceback (most recent call last):
+        ...
+        argparse.ArgumentTypeError: 99 is not an integer in 4..40
+    """
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is not an integer in {low}..{high}")
+        return value
+
+    parse.__name__ = "integer"  # argparse's fallback message: "invalid integer value"
+    return parse
+
+
+def index_list(text: str) -> str:
+    """An ``argparse`` type: comma-separated party indices (returned as given).
+
+    Example:
+        >>> index_list("0,x")
+        Traceback (most recent call last):
+        ...
+        argparse.ArgumentTypeError: '0,x' is not a comma-separated list of party indices
+    """
+    try:
+        [int(item) for item in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of party "
+                                         "indices") from None
+    return text
+
+
+def check_index(args, minimum: int, what: str) -> list[tuple[str, int]]:
+    """The addresses of ``--parties``, once ``--index`` is known to be one of them and there
+    are at least ``minimum``; ``ValueError`` otherwise. Run before anything is written, so a
+    wrong index never leaves ``party_{i}`` files behind."""
+    addresses = parse_addresses(args.parties)
+    m, i = len(addresses), args.index
+    if m < minimum:
+        raise ValueError(f"{what} needs at least {minimum} parties in --parties, got {m}")
+    if not 0 <= i < m:
+        raise ValueError(f"--index {i} is not in 0..{m - 1} (--parties lists {m} parties)")
+    return addresses
+
+
+def check_out_folder(out: str, index: int) -> Path:
+    """Creates ``--out`` if needed and proves it writable; ``ValueError`` naming ``--out``."""
+    out_dir = Path(out).resolve()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / f".party_{index}.probe"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise ValueError(f"--out {out}: cannot write there ({err.strerror or err})") from None
+    return out_dir
 
 
 class PartyFailure(Exception):
@@ -71,20 +165,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, help=".npz with probs [n, C] and optional weight")
     p.add_argument("--reveal", choices=REVEALS, default="mean",
                    help="open the weighted mean (weights public) or only the argmax labels")
-    p.add_argument("--receivers", default=None,
+    p.add_argument("--receivers", default=None, type=index_list,
                    help="comma-separated party indices that learn the output (default: all)")
-    p.add_argument("--threshold", type=int, default=None,
+    p.add_argument("--threshold", type=int_in(0, MAX_ROWS), default=None,
                    help="colluding parties tolerated, t < M/2 (default: (M-1)//2)")
-    p.add_argument("--frac-bits", type=int, default=16, help="fixed-point fractional bits")
-    p.add_argument("--batch-rows", type=int, default=1000, help="rows per secure argmax batch")
-    p.add_argument("--transcript-rows", type=int, default=0,
+    p.add_argument("--frac-bits", type=int_in(*FRAC_BITS_RANGE), default=16,
+                   help="fixed-point fractional bits (4..40)")
+    p.add_argument("--batch-rows", type=int_in(1, MAX_ROWS), default=1000,
+                   help="rows per secure argmax batch")
+    p.add_argument("--transcript-rows", type=int_in(0, MAX_ROWS), default=0,
                    help="record this party's shares of the first rows (teaching)")
     p.add_argument("--out", default=".", help="folder for party_{i}.json/.npz/.status")
     p.add_argument("--name", default=None, help="institution name shown in reports")
-    p.add_argument("--startup-timeout", type=float, default=60.0,
-                   help="seconds to connect to all parties")
-    p.add_argument("--round-timeout", type=float, default=600.0,
-                   help="seconds for the round once connected")
+    p.add_argument("--startup-timeout", type=seconds, default=60.0,
+                   help="seconds to connect to all parties (finite, > 0)")
+    p.add_argument("--round-timeout", type=seconds, default=600.0,
+                   help="seconds for the round once connected (finite, > 0)")
     p.add_argument("--tls", default=None, metavar="DIR",
                    help="use TLS (MPyC --ssl) with party_{i}.crt/.key and mpyc_ca.crt from DIR")
     p.add_argument("--bind", default=None, metavar="HOST",
@@ -137,6 +233,10 @@ def load_input(path: str, name: str) -> tuple[np.ndarray, float]:
     except ValueError as err:
         if str(err).startswith(f"{name}: "):
             raise
+        if "pickle" in str(err):  # numpy's hint to allow_pickle: never for an input file
+            raise ValueError(f"{name}: cannot read input file {path}: {file.name} is not a "
+                             "NumPy .npz archive (or holds pickled objects, which are "
+                             "refused)") from None
         raise ValueError(f"{name}: cannot read input file {path} ({err})") from None
     except Exception as err:  # noqa: BLE001 - zipfile.BadZipFile, EOFError, OSError, ...
         raise ValueError(f"{name}: cannot read input file {path}: {type(err).__name__}: "
@@ -335,19 +435,15 @@ def enter_tls_dir(tls_dir: str, index: int, out_dir: Path) -> None:
 
 def prepare(args) -> tuple[list, int, RoundSpec, np.ndarray, float]:
     """Checks arguments and input before anything connects (raises ValueError)."""
-    addresses = parse_addresses(args.parties)
+    addresses = check_index(args, 2, "a secure round")
     m, i = len(addresses), args.index
-    if m < 2:
-        raise ValueError(f"a secure round needs at least 2 parties, got {m}")
-    if not 0 <= i < m:
-        raise ValueError(f"--index {i} is not in 0..{m - 1}")
     t = (m - 1) // 2 if args.threshold is None else args.threshold
     if t < 0 or 2 * t >= m:
         raise ValueError(f"threshold (colluders) {t} needs t < M/2 with M={m} parties "
                          f"(at most {(m - 1) // 2})")
     receivers = None
     if args.receivers:
-        receivers = tuple(int(r) for r in args.receivers.split(","))
+        receivers = tuple(int(r) for r in index_list(args.receivers).split(","))
     spec = RoundSpec(reveal=args.reveal, receivers=receivers, frac_bits=args.frac_bits,
                      batch_rows=args.batch_rows, transcript_rows=args.transcript_rows).check(m)
     probs, weight = load_input(args.input, args.name or f"party {i}")
@@ -399,15 +495,11 @@ def main(argv: list[str]) -> int:
     parser = build_parser()  # errors: one line `efl party: error: ...`, exit 2 (no usage dump)
     parser.error = lambda message: parser.exit(2, f"efl party: error: {message}\n")
     args = parser.parse_args(argv)
-    out_dir = Path(args.out).resolve()
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / f".party_{args.index}.probe"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as err:
-        print(f"efl party: error: --out {args.out}: cannot write there "
-              f"({err.strerror or err})", file=sys.stderr)
+    try:  # nothing is written for a wrong --index or an unwritable --out
+        check_index(args, 2, "a secure round")
+        out_dir = check_out_folder(args.out, args.index)
+    except ValueError as err:
+        print(f"efl party: error: {err}", file=sys.stderr)
         return EXIT_CODES["input"]
     index = args.index
     status_path = out_dir / f"party_{index}.status"

@@ -281,6 +281,10 @@ def load_contribution(path: str, rnd, institution: str) -> tuple[np.ndarray, flo
     except ShareError:
         raise
     except Exception as err:  # noqa: BLE001 - unreadable npz of any kind
+        if isinstance(err, ValueError) and "pickle" in str(err):  # never allow_pickle
+            raise ShareError(f"{institution}: cannot read {path}: {Path(path).name} is not a "
+                             "NumPy .npz archive (or holds pickled objects, which are "
+                             "refused)") from None
         raise ShareError(f"{institution}: cannot read {path}: {type(err).__name__}: "
                          f"{err}") from None
     if np.ndim(weight) != 0 or not np.isfinite(weight) or not 0.0 <= float(weight) <= 1.0:

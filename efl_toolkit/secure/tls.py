@@ -27,6 +27,8 @@ import os
 from pathlib import Path
 
 CA_NAME = "MPyC efl_toolkit CA"
+#: Longest validity ``make-certs`` issues (ten years; X.509 dates end in 9999 anyway).
+MAX_DAYS = 3650
 
 
 def party_common_name(index: int) -> str:
@@ -86,24 +88,45 @@ def _certificate(subject_cn: str, public_key, issuer_cn: str, signing_key, *, ca
     return builder.sign(signing_key, hashes.SHA256())
 
 
-def make_certificates(directory, n_parties: int, *, days: int = 30) -> Path:
+def target_files(n_parties: int) -> list[str]:
+    """The files :func:`make_certificates` writes for ``n_parties`` parties."""
+    return ["mpyc_ca.crt", "mpyc_ca.key"] + [
+        name for i in range(n_parties) for name in party_files(i)[:2]]
+
+
+def make_certificates(directory, n_parties: int, *, days: int = 30,
+                      force: bool = False) -> Path:
     """Creates ``mpyc_ca.crt/.key`` and ``party_{i}.crt/.key`` for ``n_parties`` parties.
 
-    Keys are ECDSA P-256; private keys are written with mode 0600.
+    Keys are ECDSA P-256; private keys are written with mode 0600. Everything is checked before
+    anything is written.
 
     Args:
         directory: Target folder (created if missing).
-        n_parties: Number of parties ``m``.
-        days: Validity of the certificates.
+        n_parties: Number of parties ``m`` (at least 2).
+        days: Validity of the certificates, ``1..MAX_DAYS``.
+        force: Replace existing files; without it a folder that already holds any of them (a
+            CA and keys in use) is refused.
 
     Returns:
         The folder, as a ``Path``.
+
+    Raises:
+        ValueError: A bad ``n_parties`` or ``days``, or existing files without ``force``.
     """
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    if n_parties < 1:
-        raise ValueError(f"n_parties must be >= 1, got {n_parties}")
+    if isinstance(n_parties, bool) or not isinstance(n_parties, int) or n_parties < 2:
+        raise ValueError(f"--parties must be an integer >= 2 (a secure round needs at least 2 "
+                         f"parties), got {n_parties}")
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
+        raise ValueError(f"--days must be an integer in 1..{MAX_DAYS}, got {days}")
     folder = Path(directory)
+    existing = [name for name in target_files(n_parties) if (folder / name).exists()]
+    if existing and not force:
+        raise ValueError(f"--out {directory} already holds {', '.join(existing[:4])}"
+                         f"{', ...' if len(existing) > 4 else ''}: refusing to replace a CA "
+                         "and keys that may be in use (choose another --out, or pass --force)")
     folder.mkdir(parents=True, exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert = _certificate(CA_NAME, ca_key.public_key(), CA_NAME, ca_key, ca=True,
@@ -133,9 +156,15 @@ def main(argv: list[str]) -> int:
                                                  "parties (for efl party --tls DIR).")
     parser.add_argument("--parties", type=int, required=True, help="number of parties M")
     parser.add_argument("--out", required=True, help="folder to write the files to")
-    parser.add_argument("--days", type=int, default=30, help="validity in days")
+    parser.add_argument("--days", type=int, default=30, help=f"validity in days (1..{MAX_DAYS})")
+    parser.add_argument("--force", action="store_true",
+                        help="replace certificates and keys already in --out (by default an "
+                             "--out holding any of them is refused: they may be in use)")
     args = parser.parse_args(argv)
-    folder = make_certificates(args.out, args.parties, days=args.days)
+    from efl_toolkit.cli import check_out_dir
+
+    check_out_dir(args.out)  # ValueError naming --out: read-only, or a file in the way
+    folder = make_certificates(args.out, args.parties, days=args.days, force=args.force)
     print(f"wrote mpyc_ca.crt, mpyc_ca.key and party_0..{args.parties - 1} .crt/.key to {folder}")
     print("give party i only party_i.crt, party_i.key and mpyc_ca.crt; keep mpyc_ca.key offline")
     return 0
