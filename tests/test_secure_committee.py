@@ -36,6 +36,7 @@ from efl_toolkit.secure import (
 )
 from efl_toolkit.secure.shares import (
     field_modulus,
+    file_stem,
     make_shares,
     read_share,
     split_additive,
@@ -237,12 +238,12 @@ def test_truncated_and_duplicate_shares_are_refused(committee):
         rnd = CommitteeRound(committee.next_round_id(problem), "mean", ("a", "b"), (4, 2))
         deliver_one_good(committee, rnd, "a")
         deliver_one_good(committee, rnd, "b")
-        path = next((committee.inbox(1) / rnd.round_id).glob("b.*"))
+        path = next((committee.inbox(1) / rnd.round_id).glob(f"{file_stem('b')}.*"))
         if problem == "truncated":
             path.write_bytes(path.read_bytes()[:100])
             match = "b: share file .* is unreadable"
         else:
-            (path.parent / "b.0000.share.npz").write_bytes(path.read_bytes())
+            (path.parent / f"{file_stem('b')}.0000.share.npz").write_bytes(path.read_bytes())
             match = "b: submitted twice to compute party 1"
         with pytest.raises(SecureRoundError, match=match):
             committee.run(rnd)
@@ -347,3 +348,92 @@ def test_a_compute_party_that_never_connects_is_named_within_the_startup_timeout
                         on_spawn=lambda pids: os.kill(pids[2], signal.SIGSTOP))
     assert err.value.parties == (2,) and err.value.kind == "unconnected"
     assert time.monotonic() - started < 2 + 10
+
+
+@pytest.mark.parametrize("round_id", ["../../etc", "/tmp/abs", "", ".hidden", "a/b"])
+def test_round_ids_that_would_escape_the_inbox_are_refused(round_id, tmp_path):
+    with pytest.raises(ValueError, match="round id"):
+        CommitteeRound(round_id, "mean", ("a",), (2, 2)).check()
+    with pytest.raises(ShareError, match="round id"):
+        make_shares(np.zeros((2, 2), dtype=np.int64), round_id=round_id, institution="a",
+                    n_parties=3, kind="probs", bit_length=20, frac_bits=16)
+
+
+def test_any_institution_name_stays_inside_the_inbox(tmp_path):
+    (share,) = make_shares(np.zeros(2, dtype=np.int64), round_id="r", institution="../../evil",
+                           n_parties=1, kind="vector", bit_length=30, frac_bits=16)
+    path = write_share(tmp_path / "inbox", share)
+    assert path.parent == tmp_path / "inbox" / "r" and read_share(path).institution == "../../evil"
+    res = secure_ensemble({"Hospital A/1": [[0.9, 0.1]], "Hospital B": [[0.2, 0.8]]})
+    assert res.included == ("Hospital A/1", "Hospital B")
+
+
+@pytest.mark.parametrize("case", ["same folder twice", "a file", "read-only", "pause 0"])
+def test_efl_share_refuses_bad_folders_before_delivering_anything(case, tmp_path, request):
+    rnd = CommitteeRound("r1", "mean", ("hospital-a",), (2, 2))
+    (tmp_path / "round.json").write_text(rnd.to_json())
+    inp = share_input(tmp_path, "hospital-a", np.full((2, 2), 0.5), 1.0)
+    folders = [tmp_path / f"p{j}" for j in range(3)]
+    extra = []
+    if case == "same folder twice":
+        folders[2] = folders[0]
+    elif case == "a file":
+        folders[1].write_text("not a folder")
+    elif case == "read-only":                     # a real read-only mount (root ignores modes)
+        folders[1].mkdir()
+        if os.geteuid() == 0:
+            mounted = subprocess.run(["mount", "--bind", str(folders[1]), str(folders[1])],
+                                     capture_output=True).returncode == 0 and subprocess.run(
+                ["mount", "-o", "remount,ro,bind", str(folders[1])],
+                capture_output=True).returncode == 0
+            if not mounted:
+                subprocess.run(["umount", str(folders[1])], capture_output=True)
+                pytest.skip("root without mount: cannot make a read-only folder")
+            request.addfinalizer(lambda: subprocess.run(["umount", str(folders[1])]))
+        else:
+            folders[1].chmod(0o500)
+            request.addfinalizer(lambda: folders[1].chmod(0o700))
+    else:
+        extra = ["--pause-after", "0"]
+    run = subprocess.run([sys.executable, "-m", "efl_toolkit.cli", "share", "--input", str(inp),
+                          "--institution", "hospital-a", "--round", str(tmp_path / "round.json"),
+                          "--to", ",".join(map(str, folders)), *extra],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and run.stderr.startswith("efl share: error: ")
+    assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
+    assert not list(tmp_path.rglob("*.share.npz"))           # nothing half-delivered
+
+
+def test_a_refused_one_shot_round_exits_2_and_says_why(tmp_path):
+    """`efl party --committee --round` on a replayed share: exit 2, the reason on stderr."""
+    from efl_toolkit.secure.parties import free_ports
+
+    rnd = CommitteeRound("round-7", "labels", ("hospital-a",), (2, 2))
+    (tmp_path / "round.json").write_text(rnd.to_json())
+    old = CommitteeRound("round-6", "labels", ("hospital-a",), (2, 2))
+    for j, share in enumerate(deliver_one(Committee(3), old, "hospital-a")):
+        path = write_share(tmp_path / "tmp", share)
+        (tmp_path / f"inbox{j}" / "round-7").mkdir(parents=True)
+        os.replace(path, tmp_path / f"inbox{j}" / "round-7" / path.name)
+    parties = ",".join(f"127.0.0.1:{p}" for p in free_ports(3))
+    procs = [subprocess.Popen([sys.executable, "-m", "efl_toolkit.cli", "party", "--committee",
+                               "--index", str(j), "--parties", parties, "--inbox",
+                               str(tmp_path / f"inbox{j}"), "--round",
+                               str(tmp_path / "round.json"), "--out", str(tmp_path / "out"),
+                               "--startup-timeout", "30"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for j in range(3)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [2, 2, 2]
+    assert "replayed" in outs[0][1] and outs[0][1].startswith("efl party: error: ")
+
+
+def test_secure_sum_refuses_out_of_range_values_before_any_process_starts(monkeypatch):
+    import efl_toolkit.secure.committee_client as client
+
+    monkeypatch.setattr(client.Committee, "start", lambda self: pytest.fail("started"))
+    with pytest.raises(ValueError, match="h0: values up to 1e\\+06 exceed"):
+        secure_sum({"h0": np.full(3, 1e6), "h1": np.zeros(3)})
+    for bad in (float("nan"), float("inf"), 0, -1):
+        with pytest.raises(ValueError, match="round_timeout must be a finite number"):
+            Committee(3, round_timeout=bad)

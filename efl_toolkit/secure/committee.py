@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -49,6 +50,8 @@ from efl_toolkit.secure.shares import (
     Share,
     ShareError,
     add_mod,
+    check_institution,
+    check_name,
     read_share,
 )
 
@@ -112,8 +115,17 @@ class CommitteeRound:
         """Raises ``ValueError`` naming the bad field; returns ``self``."""
         if self.opening not in OPENINGS:
             raise ValueError(f"opening must be one of {OPENINGS}, got {self.opening!r}")
+        check_name("round id", self.round_id)
         if not self.roster or len(set(self.roster)) != len(self.roster):
             raise ValueError(f"roster must name distinct institutions, got {list(self.roster)}")
+        for name in self.roster:
+            check_institution(name)
+        if not (isinstance(self.wait_seconds, (int, float)) and math.isfinite(self.wait_seconds)
+                and self.wait_seconds >= 0):
+            raise ValueError(f"wait_seconds must be a finite number >= 0, got "
+                             f"{self.wait_seconds!r}")
+        if any(int(d) != d or d < 1 for d in self.shape):
+            raise ValueError(f"shape must be positive integers, got {list(self.shape)}")
         if not 1 <= self.min_institutions <= len(self.roster):
             raise ValueError(f"min_institutions must be in 1..{len(self.roster)}, "
                              f"got {self.min_institutions}")

@@ -42,6 +42,7 @@ from efl_toolkit.secure.parties import (
     GRACE_SECONDS,
     HOST,
     POLL_SECONDS,
+    SETTLE_SECONDS,
     PartyReport,
     SecureRoundError,
     _Launched,
@@ -228,22 +229,30 @@ class Committee:
                                "processes have ended.", culprits, reports, kind=kind)
 
     def _fail_if_dead(self, during: str) -> None:
-        dead = [p for p in self.launched if p.process.poll() is not None]
-        if not dead:
+        if all(p.process.poll() is None for p in self.launched):
             return
+        time.sleep(SETTLE_SECONDS)      # let the other parties report what they observed
+        dead = [p for p in self.launched if p.process.poll() is not None]
         infos = {q.index: q.read_json("json") or {} for q in dead}
         verdicts = {"timeout": ("stopped responding", "hung"),
                     "connect": ("never connected", "unconnected")}
-        for q in dead:         # a party that waited in vain names the silent one(s)
-            info = infos[q.index]
-            awaited = [int(j) for j in info.get("peers") or [] if int(j) != q.index]
-            if info.get("error_kind") in verdicts and awaited:
-                what, kind = verdicts[info["error_kind"]]
+        for kind_seen, (what, kind) in verdicts.items():
+            # parties that waited in vain name the silent one(s): the ones all of them name
+            named = [set(int(j) for j in infos[q.index].get("peers") or [] if int(j) != q.index)
+                     for q in dead if infos[q.index].get("error_kind") == kind_seen]
+            named = [n for n in named if n]
+            if named:
+                awaited = sorted(set.intersection(*named) or set.union(*named))
+                reporter = next(q for q in dead
+                                if infos[q.index].get("error_kind") == kind_seen)
                 names = ", ".join(f"compute party {j} ({self.addresses[j]})" for j in awaited)
-                self._abort(f"{names} {what} during {during}: compute party {q.index} "
-                            f"{info.get('error')}", awaited, kind)
-        # else the first party that did not merely lose a peer (it is the one that went away)
-        p = next((q for q in dead if infos[q.index].get("error_kind") != "peer-lost"), dead[0])
+                self._abort(f"{names} {what} during {during}: compute party "
+                            f"{reporter.index} {infos[reporter.index].get('error')}",
+                            awaited, kind)
+        # else a party that died without a word (killed), else one that did not merely lose a
+        # peer: the one that went away, not those left behind
+        p = next((q for q in dead if not infos[q.index]), None) or next(
+            (q for q in dead if infos[q.index].get("error_kind") != "peer-lost"), dead[0])
         info = infos[p.index]
         why = info.get("error") or f"exited with code {p.process.returncode}"
         self._abort(f"compute party {p.index} ({p.address}) ended during {during}: {why}",

@@ -16,7 +16,8 @@ starting processes again).
 Outputs in ``--out``: ``party_{i}.status``; per round ``party_{i}.json``/``.npz`` (one round) or
 ``party_{i}.r<k>.json``/``.npz`` (serving). A bad share or too few institutions fails *that round*
 at every party alike (they exchange an error flag first, so the session stays in step); a lost
-peer or a round timeout ends the process. Exit codes as for ``efl party``.
+peer or a round timeout ends the process. Exit codes as for ``efl party``; with ``--round``, a
+refused round exits 2 (a bad share, named on standard error) or 7 (too few institutions).
 
 Example:
     >>> args = build_parser().parse_args(["--committee", "--index", "0", "--parties",
@@ -193,7 +194,7 @@ async def serve(mpc, args, addresses, status) -> list[dict]:
     status("connecting")
     await connect(mpc, args.startup_timeout, addresses)
     status("connected")
-    k, last = 0, time.monotonic()
+    k, last, outcomes = 0, time.monotonic(), []
     while (path := await next_round(args, k, last)) is not None:
         status(f"round {k}")
         rnd = read_round(path)
@@ -202,12 +203,13 @@ async def serve(mpc, args, addresses, status) -> list[dict]:
                                   addresses)
         result.update(party=args.index, round=k, round_id=rnd.round_id,
                       seconds=time.monotonic() - started, bytes_sent=bytes_sent(mpc) - sent)
+        outcomes.append({key: result.get(key) for key in ("ok", "error_kind", "error")})
         write_result(out_dir, args.index, None if args.round else k, result)
         status("connected")
         k, last = k + 1, time.monotonic()
     with contextlib.suppress(TimeoutError, OSError):
         await asyncio.wait_for(mpc.shutdown(), 10.0)
-    return k
+    return outcomes
 
 
 def main(argv: list[str]) -> int:
@@ -256,12 +258,17 @@ def main(argv: list[str]) -> int:
     if bind:
         mpc._loop.create_server = functools.partial(mpc._loop.create_server, host=bind)
     try:
-        rounds = mpc.run(serve(mpc, args, addresses, status))
+        outcomes = mpc.run(serve(mpc, args, addresses, status))
     except PartyFailure as err:
         os._exit(fail(err.kind, str(err), err.peers))
     except Exception as err:  # noqa: BLE001 - report any crash as this party's error
         os._exit(fail("error", f"{type(err).__name__}: {err}"))
     shutil.rmtree(tls_workdir(out_dir, args.index), ignore_errors=True)
     status("done")
-    print(json.dumps({"party": args.index, "ok": True, "rounds": rounds}), flush=True)
+    refused = [o for o in outcomes if not o["ok"]]
+    print(json.dumps({"party": args.index, "ok": not refused, "rounds": len(outcomes),
+                      "refused": refused}), flush=True)
+    if args.round is not None and refused:      # one round that opened nothing: say why
+        print(f"efl party: error: {refused[0]['error']}", file=sys.stderr)
+        return EXIT_CODES.get(refused[0]["error_kind"], 1)
     return 0

@@ -49,7 +49,7 @@ from efl_toolkit.secure.protocol import RoundMismatchError, RoundSpec, load_runt
 from efl_toolkit.secure.tls import missing_files
 
 EXIT_CODES = {"ok": 0, "error": 1, "input": 2, "connect": 3, "bind": 3, "timeout": 4,
-              "mismatch": 5, "peer-lost": 6}
+              "mismatch": 5, "peer-lost": 6, "quorum": 7}
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 

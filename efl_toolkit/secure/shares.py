@@ -27,8 +27,10 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,6 +52,42 @@ SHARE_SUFFIX = ".share.npz"
 
 class ShareError(ValueError):
     """A share file or contribution is unusable; the message names the institution and file."""
+
+
+#: A round id names a folder: letters, digits, ``._-`` only.
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def check_name(what: str, name: str) -> str:
+    """Raises ``ValueError`` unless ``name`` is safe as a folder name (no ``/``, no ``..``).
+
+    Example:
+        >>> check_name("round id", "2026-11-round-7")
+        '2026-11-round-7'
+    """
+    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name):
+        raise ValueError(f"{what} {name!r} must be 1-128 letters, digits, '.', '_' or '-', "
+                         "starting with a letter or digit (it names files and folders)")
+    return name
+
+
+def check_institution(name: str) -> str:
+    """Raises ``ValueError`` unless ``name`` is a usable institution id (1-128 printable
+    characters; it never becomes a path: see :func:`file_stem`)."""
+    if not isinstance(name, str) or not 1 <= len(name) <= 128 or not name.isprintable():
+        raise ValueError(f"institution id {name!r} must be 1-128 printable characters")
+    return name
+
+
+def file_stem(institution: str) -> str:
+    """The file-name stem of an institution's shares: its id made path-safe, plus a hash.
+
+    Example:
+        >>> file_stem("Hospital A/../x")
+        'Hospital_A_.._x-b122b425'
+    """
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", institution)[:64].lstrip(".") or "_"
+    return f"{safe}-{hashlib.sha256(institution.encode()).hexdigest()[:8]}"
 
 
 @cache
@@ -161,6 +199,11 @@ def make_shares(contribution: np.ndarray, *, round_id: str, institution: str, n_
     """
     if kind not in KINDS:
         raise ShareError(f"{institution}: kind must be one of {KINDS}, got {kind!r}")
+    try:
+        check_name("round id", round_id)
+        check_institution(institution)
+    except ValueError as err:
+        raise ShareError(str(err)) from None
     if n_parties < 1:
         raise ShareError(f"{institution}: the committee needs at least 1 party, got {n_parties}")
     x = np.asarray(contribution, dtype=np.int64)
@@ -177,7 +220,7 @@ def make_shares(contribution: np.ndarray, *, round_id: str, institution: str, n_
 def share_path(inbox: str | Path, share: Share) -> Path:
     """Where ``share`` lands in a compute party's inbox: ``inbox/<round>/<institution>.<token>``."""
     token = secrets.token_hex(4)
-    return Path(inbox) / share.round_id / f"{share.institution}.{token}{SHARE_SUFFIX}"
+    return Path(inbox) / share.round_id / f"{file_stem(share.institution)}.{token}{SHARE_SUFFIX}"
 
 
 def write_share(inbox: str | Path, share: Share) -> Path:
@@ -188,7 +231,7 @@ def write_share(inbox: str | Path, share: Share) -> Path:
     """
     folder = Path(inbox) / share.round_id
     folder.mkdir(parents=True, exist_ok=True)
-    if any(folder.glob(f"{share.institution}.*{SHARE_SUFFIX}")):
+    if any(folder.glob(f"{file_stem(share.institution)}.*{SHARE_SUFFIX}")):
         raise ShareError(f"{share.institution}: already submitted a share for round "
                          f"{share.round_id} to {folder}; an institution submits once per round")
     buffer = io.BytesIO()
@@ -206,7 +249,10 @@ def read_share(path: str | Path) -> Share:
     checks it against the round (:func:`efl_toolkit.secure.committee.check_share`).
     """
     path = Path(path)
-    who = path.name.split(".")[0]
+    # the sender as the file name gives it (<safe id>-<hash>.<token>.share.npz), for messages
+    stem = path.name[:-len(SHARE_SUFFIX)].rsplit(".", 1)[0] if path.name.endswith(
+        SHARE_SUFFIX) else path.name
+    who = stem.rsplit("-", 1)[0] if re.fullmatch(r".+-[0-9a-f]{8}", stem) else stem
     fields = ("values", "modulus", "round_id", "institution", "party", "n_parties", "kind",
               "bit_length", "frac_bits", "weight_units")
     try:
@@ -234,6 +280,32 @@ def read_share(path: str | Path) -> Share:
         raise ShareError(f"{who}: share file {path} has a malformed field: {err}") from None
 
 
+def check_inboxes(inboxes: Sequence[str | Path], round_id: str, institution: str) -> None:
+    """Refuses, before anything is written, folders a delivery would fail on part-way.
+
+    Raises:
+        ShareError: Two entries name the same folder, one is a file or cannot be created or
+            written, or the institution already delivered to one of them (all named).
+    """
+    seen: dict[Path, str] = {}
+    for inbox in inboxes:
+        folder = Path(inbox)
+        key = folder.resolve()
+        if key in seen:
+            raise ShareError(f"{institution}: --to names the folder {folder} twice (also as "
+                             f"{seen[key]}); give one folder per compute party")
+        seen[key] = str(inbox)
+        existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            raise ShareError(f"{institution}: --to folder {folder}: {existing} is a file")
+        if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+            raise ShareError(f"{institution}: --to folder {folder} is not writable "
+                             f"({existing})")
+        if any((folder / round_id).glob(f"{file_stem(institution)}.*{SHARE_SUFFIX}")):
+            raise ShareError(f"{institution}: already submitted a share for round {round_id} "
+                             f"to {folder}; an institution submits once per round")
+
+
 def deliver(shares: Sequence[Share], inboxes: Sequence[str | Path]) -> list[Path]:
     """Writes share ``j`` into ``inboxes[j]`` (one compute party's inbox folder each).
 
@@ -243,6 +315,8 @@ def deliver(shares: Sequence[Share], inboxes: Sequence[str | Path]) -> list[Path
     """
     if len(shares) != len(inboxes):
         raise ShareError(f"{len(shares)} shares for {len(inboxes)} compute parties")
+    if shares:
+        check_inboxes(inboxes, shares[0].round_id, shares[0].institution)
     return [write_share(inbox, share) for share, inbox in zip(shares, inboxes, strict=True)]
 
 
@@ -323,6 +397,10 @@ def main(argv: Sequence[str]) -> int:
         if len(inboxes) < 3:
             raise ShareError(f"--to needs one folder per compute party (at least 3), got "
                              f"{len(inboxes)}")
+        if args.pause_after is not None and not 1 <= args.pause_after < len(inboxes):
+            raise ShareError(f"--pause-after must be in 1..{len(inboxes) - 1} (deliveries "
+                             f"before the pause), got {args.pause_after}")
+        check_inboxes(inboxes, rnd.round_id, args.institution)
         encoded, weight = load_contribution(args.input, rnd, args.institution)
         fp = rnd.fixed_point()
         units = 0 if rnd.opening == "labels" else weight_units(weight)
