@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import functools
 import json
 import os
 import shutil
@@ -50,21 +49,20 @@ from efl_toolkit.secure.committee import (
 )
 from efl_toolkit.secure.party import (
     EXIT_CODES,
-    LOOPBACK,
     MAX_ROWS,
     PartyFailure,
     check_index,
-    check_out_folder,
     connect,
     enter_tls_dir,
     int_in,
-    mpyc_arguments,
+    parse_party_arguments,
     seconds,
+    start_runtime,
     supervised,
     tls_workdir,
     watch_parent,
 )
-from efl_toolkit.secure.protocol import exchange_headers, load_runtime
+from efl_toolkit.secure.protocol import exchange_headers
 from efl_toolkit.secure.shares import ShareError, field_modulus
 
 MIN_COMMITTEE = 3
@@ -214,15 +212,10 @@ async def serve(mpc, args, addresses, status) -> list[dict]:
 
 def main(argv: list[str]) -> int:
     """Entry point of ``efl party --committee``."""
-    parser = build_parser()  # errors: one line `efl party: error: ...`, exit 2
-    parser.error = lambda message: parser.exit(2, f"efl party: error: {message}\n")
-    args = parser.parse_args(argv)
-    try:  # nothing is written for a wrong --index or an unwritable --out
-        check_index(args, 1, "a committee")
-        out_dir = check_out_folder(args.out, args.index)
-    except ValueError as err:
-        print(f"efl party: error: {err}", file=sys.stderr)
-        return EXIT_CODES["input"]
+    parsed = parse_party_arguments(build_parser(), argv, 1, "a committee")
+    if isinstance(parsed, int):
+        return parsed
+    args, out_dir = parsed
     status_path = out_dir / f"party_{args.index}.status"
 
     def status(stage: str) -> None:
@@ -251,12 +244,7 @@ def main(argv: list[str]) -> int:
         return fail("input", str(err))
     if args.parent_pid:
         watch_parent(args.parent_pid)
-    mpc = load_runtime(mpyc_arguments(addresses, args.index, t, tls=bool(args.tls),
-                                      verbose=args.verbose))
-    host = addresses[args.index][0]
-    bind = args.bind or (host if host in LOOPBACK else None)
-    if bind:
-        mpc._loop.create_server = functools.partial(mpc._loop.create_server, host=bind)
+    mpc = start_runtime(args, addresses, t)
     try:
         outcomes = mpc.run(serve(mpc, args, addresses, status))
     except PartyFailure as err:

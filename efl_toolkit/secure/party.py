@@ -482,6 +482,33 @@ def finish(out_dir: Path, index: int, payload: dict, arrays: dict) -> int:
     return EXIT_CODES.get(payload.get("error_kind", "ok"), 1)
 
 
+def parse_party_arguments(parser: argparse.ArgumentParser, argv: list[str],
+                          min_parties: int, what: str) -> tuple[argparse.Namespace, Path] | int:
+    """Parses a party's command line and checks ``--index`` and ``--out`` before anything is
+    written; returns ``(args, out folder)``, or the exit code after one ``efl party: error``
+    line."""
+    parser.error = lambda message: parser.exit(2, f"efl party: error: {message}\n")
+    args = parser.parse_args(argv)
+    try:  # nothing is written for a wrong --index or an unwritable --out
+        check_index(args, min_parties, what)
+        return args, check_out_folder(args.out, args.index)
+    except ValueError as err:
+        print(f"efl party: error: {err}", file=sys.stderr)
+        return EXIT_CODES["input"]
+
+
+def start_runtime(args: argparse.Namespace, addresses, threshold: int):
+    """This process's MPyC runtime for party ``args.index``, listening on the right interface
+    (``--bind``, else 127.0.0.1 for loopback addresses, else all interfaces)."""
+    mpc = load_runtime(mpyc_arguments(addresses, args.index, threshold, tls=bool(args.tls),
+                                      verbose=args.verbose))
+    host = addresses[args.index][0]
+    bind = args.bind or (host if host in LOOPBACK else None)
+    if bind:
+        mpc._loop.create_server = functools.partial(mpc._loop.create_server, host=bind)
+    return mpc
+
+
 def main(argv: list[str]) -> int:
     """Entry point of ``efl party`` (``argv`` excludes the words ``efl party``)."""
     if argv and argv[0] == "make-certs":
@@ -492,15 +519,10 @@ def main(argv: list[str]) -> int:
         from efl_toolkit.secure.compute_party import main as compute_party_main
 
         return compute_party_main(argv)
-    parser = build_parser()  # errors: one line `efl party: error: ...`, exit 2 (no usage dump)
-    parser.error = lambda message: parser.exit(2, f"efl party: error: {message}\n")
-    args = parser.parse_args(argv)
-    try:  # nothing is written for a wrong --index or an unwritable --out
-        check_index(args, 2, "a secure round")
-        out_dir = check_out_folder(args.out, args.index)
-    except ValueError as err:
-        print(f"efl party: error: {err}", file=sys.stderr)
-        return EXIT_CODES["input"]
+    parsed = parse_party_arguments(build_parser(), argv, 2, "a secure round")
+    if isinstance(parsed, int):
+        return parsed
+    args, out_dir = parsed
     index = args.index
     status_path = out_dir / f"party_{index}.status"
     stage = {"stage": "starting"}
@@ -523,12 +545,7 @@ def main(argv: list[str]) -> int:
                                        "error": str(err), "peers": []}, {})
     if args.parent_pid:
         watch_parent(args.parent_pid)
-    mpc = load_runtime(mpyc_arguments(addresses, index, t, tls=bool(args.tls),
-                                      verbose=args.verbose))
-    host = addresses[index][0]
-    bind = args.bind or (host if host in LOOPBACK else None)
-    if bind:
-        mpc._loop.create_server = functools.partial(mpc._loop.create_server, host=bind)
+    mpc = start_runtime(args, addresses, t)
     try:
         outcome = mpc.run(session(mpc, args, spec, probs, weight, addresses, status))
     except PartyFailure as err:
