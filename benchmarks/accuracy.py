@@ -509,7 +509,12 @@ def goal_lines(goals: dict) -> list[str]:
     lines = []
     if "default_demo" in goals:
         g = goals["default_demo"]
-        lines.append(f"default demo goal: {g['status']}")
+        misses = [f"seed {seed['seed']} {METRIC_LABELS[m]} {_fmt(c['method'])} vs {name} "
+                  f"{_fmt(c['bar'])}" for seed in g["per_seed"]
+                  for m, checks in seed["checks"].items() for name, c in checks.items()
+                  if not c["above"]]
+        lines.append(f"default demo goal: {g['status']}"
+                     + (f" (not above: {'; '.join(misses)})" if misses else ""))
         for seed in g["per_seed"]:
             for m, checks in seed["checks"].items():
                 for name, c in checks.items():
