@@ -29,7 +29,13 @@ from __future__ import annotations
 
 import importlib
 
+from efl_toolkit._jax_setup import enable_compilation_cache
+
 __version__ = "0.1.0"
+
+# JAX's persistent compilation cache (~/.cache/efl_toolkit/jax or $EFL_JAX_CACHE): a second
+# demo or notebook run loads compiled steps instead of compiling them (efl_toolkit/_jax_setup.py).
+enable_compilation_cache()
 
 _EXPORTS = {
     "get_config": "efl_toolkit.config",
