@@ -137,6 +137,11 @@ class ModelRegistry:
         """Records ROUND_FAILED with its reason."""
         self._send(sender, TxType.ROUND_FAILED, {"round_id": round_id, "reason": reason}, commit)
 
+    def seal(self) -> None:
+        """Commits the pending transactions (if any) into one block."""
+        if self._writer().pending:
+            self.ledger.commit_block()
+
     # ----------------------------------------------------------------- reads
     def get(self, version: str) -> ModelVersion:
         """The record of ``version`` (full hash or unique prefix); ``LedgerError`` if unknown."""

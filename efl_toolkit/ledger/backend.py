@@ -1,0 +1,417 @@
+"""The ledger backend interface: what the pipeline, the registry queries, ``efl ledger`` and the
+explorer need from a ledger, whichever engine keeps it.
+
+Two engines implement it:
+
+* :class:`EmbeddedBackend` (this module): the signed SQLite ledger of :mod:`efl_toolkit.ledger`
+  on one machine (the explorer's read side is
+  :class:`~efl_toolkit.explorer.ledger_backend.LedgerBackend`);
+* :class:`~efl_toolkit.ledger.evm.EvmBackend`: a Vyper contract on any Ethereum-compatible chain
+  (in-process py-evm for tests, Anvil, Besu/Geth proof-of-authority for a consortium).
+
+:class:`LedgerWriter` is the write side (register, commit, rounds), :class:`LedgerReader` the
+read side (head/height, blocks, verification, institutions, the version graph, search) and
+:class:`LedgerBackend` both plus the registry queries (history, lineage). The records are frozen
+dataclasses of plain values shared by both engines and the explorer; model versions, rounds and
+members are :mod:`efl_toolkit.ledger.state`'s ``ModelVersion``, ``Round``, ``Member``.
+
+Example:
+    >>> import tempfile, os
+    >>> from efl_toolkit.ledger import Consortium, Ledger
+    >>> path = os.path.join(tempfile.mkdtemp(), "ledger.sqlite")
+    >>> backend = EmbeddedBackend(Ledger.create(path, Consortium.generate(["a", "b"], seed=0)))
+    >>> v1 = backend.model_commit("a", "cnn", b"w1", None, "cnn", {"acc": 0.7}, {})
+    >>> backend.height(), backend.verify().ok, backend.describe()["backend"]
+    (1, True, 'embedded')
+    >>> backend.close()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from efl_toolkit.ledger.errors import LedgerError, TransactionRejected
+from efl_toolkit.ledger.registry import Lineage, ModelRegistry
+from efl_toolkit.ledger.state import Member, ModelVersion, Round
+
+
+@dataclass(frozen=True)
+class BlockRow:
+    """One line of the block list.
+
+    Example:
+        >>> BlockRow(height=0, hash="ab" * 32, proposer="hospital-a", n_transactions=2,
+        ...          timestamp=1.7e9).short_hash
+        'abababababab'
+    """
+
+    height: int
+    hash: str
+    proposer: str
+    n_transactions: int
+    timestamp: float
+
+    @property
+    def short_hash(self) -> str:
+        """The first 12 hex digits of the block hash."""
+        return self.hash[:12]
+
+
+@dataclass(frozen=True)
+class TxView:
+    """One decoded transaction of a block (``signature_ok`` None: not checked)."""
+
+    index: int
+    tx_hash: str
+    type: str
+    sender: str
+    payload: Mapping[str, Any]
+    signature_ok: bool | None = None
+
+
+@dataclass(frozen=True)
+class BlockView:
+    """A whole block: its header row, header fields and decoded transactions."""
+
+    row: BlockRow
+    prev_hash: str
+    merkle_root: str
+    transactions: tuple[TxView, ...]
+    header: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one verification check on one block.
+
+    ``ok`` is True (passed), False (failed) or None (not checked, e.g. an earlier check failed);
+    ``reason`` explains a failure or a skip.
+    """
+
+    name: str
+    ok: bool | None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One failed check somewhere in the chain."""
+
+    height: int
+    check: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """The result of verifying a whole chain; ``failures`` are in chain order.
+
+    Example:
+        >>> VerifyReport(ok=True, n_blocks=3, head="cd" * 32, failures=()).summary
+        'verified: 3 blocks, height 2, head cdcdcdcdcdcd'
+    """
+
+    ok: bool
+    n_blocks: int
+    head: str
+    failures: tuple[Failure, ...]
+
+    @property
+    def first_failure(self) -> Failure | None:
+        """The failure that breaks the chain (the first one), or None when it verified."""
+        return self.failures[0] if self.failures else None
+
+    @property
+    def summary(self) -> str:
+        """One human line: ``verified: N blocks, height H, head ...`` or the first failure."""
+        if self.ok:
+            return (f"verified: {self.n_blocks} blocks, height {self.n_blocks - 1}, "
+                    f"head {self.head[:12]}")
+        first = self.first_failure
+        where = f" at height {first.height}: {first.check} ({first.reason})" if first else ""
+        return f"FAILED{where}"
+
+
+@dataclass(frozen=True)
+class InstitutionView:
+    """One registered institution and what it has committed."""
+
+    id: str
+    public_key: str
+    registered_height: int
+    n_model_versions: int
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VersionNode:
+    """A node of the model-version graph: a model commit or an ensemble round over versions.
+
+    ``parents`` are the version ids this one derives from (a model's previous version, or every
+    model version taking part in a round).
+    """
+
+    version: str
+    kind: str
+    institution: str
+    label: str
+    height: int
+    parents: tuple[str, ...] = ()
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """Something whose hash starts with the searched prefix."""
+
+    kind: str
+    height: int
+    hash: str
+    description: str
+
+
+@dataclass(frozen=True)
+class TamperOutcome:
+    """What a tamper experiment on a scratch copy changed and what verification then reported.
+
+    ``block_checks`` are every check on block ``checked_height`` of the copy (the first block
+    that failed, or the tampered one if nothing failed).
+    """
+
+    scratch_path: str
+    kind: str
+    height: int
+    description: str
+    report: VerifyReport
+    block_checks: tuple[CheckResult, ...]
+    checked_height: int
+
+
+@runtime_checkable
+class LedgerReader(Protocol):
+    """The read side (what the explorer and ``efl ledger verify|log|show`` use).
+
+    Heights run from 0 (genesis) to ``height()``; an empty ledger has height -1.
+    """
+
+    def height(self) -> int:
+        """The height of the newest block (-1 when there is none)."""
+        ...
+
+    def head(self) -> str:
+        """The hash of the newest block ('' when there is none)."""
+        ...
+
+    def blocks(self, start: int, stop: int) -> Sequence[BlockRow]:
+        """Header rows of heights ``start <= h < stop``, in height order."""
+        ...
+
+    def block(self, height: int) -> BlockView:
+        """One block with decoded transactions (raises ``KeyError`` naming a missing height)."""
+        ...
+
+    def check_block(self, height: int) -> Sequence[CheckResult]:
+        """Every verification check on one block, passed or failed."""
+        ...
+
+    def verify(self) -> VerifyReport:
+        """Verifies the whole chain (and every version hash against the artifact store)."""
+        ...
+
+    def institutions(self) -> Sequence[InstitutionView]:
+        """Registered institutions, in registration order."""
+        ...
+
+    def model_versions(self) -> Sequence[VersionNode]:
+        """Model versions and rounds with their parents, in height order."""
+        ...
+
+    def find(self, prefix: str) -> Sequence[SearchHit]:
+        """Blocks, transactions and model versions whose hash starts with ``prefix``."""
+        ...
+
+
+@runtime_checkable
+class LedgerWriter(Protocol):
+    """The write side (what the pipeline and :mod:`efl_toolkit.federation.record` use).
+
+    Every rejection raises :class:`~efl_toolkit.ledger.errors.TransactionRejected` with the same
+    ``check`` and message on every engine; nothing is recorded then.
+    """
+
+    def register_institution(self, institution: str, name: str = "",
+                             approver: str | None = None) -> None:
+        """Adds ``institution`` to the consortium (an engine may refuse: the embedded ledger's
+        membership is fixed by its genesis block)."""
+        ...
+
+    def model_commit(self, institution: str, model_id: str, params_bytes: bytes,
+                     parent: str | None, architecture: str, metrics: dict, data_summary: dict,
+                     commit: bool = True) -> str:
+        """Stores the parameters as an artifact, records the version; returns its SHA-256."""
+        ...
+
+    def seal(self) -> None:
+        """Makes pending writes final (the embedded ledger seals its pool into a block)."""
+        ...
+
+    def start_round(self, coordinator: str, round_id: str, versions: list[str],
+                    protocol: dict, commit: bool = True) -> None:
+        """Records a round over known ``versions``."""
+        ...
+
+    def finish_round(self, sender: str, round_id: str, result_hash: str, metrics: dict,
+                     commit: bool = True) -> None:
+        """Closes an open round with its result hash and metrics."""
+        ...
+
+    def fail_round(self, sender: str, round_id: str, reason: str, commit: bool = True) -> None:
+        """Closes an open round as failed."""
+        ...
+
+
+@runtime_checkable
+class LedgerBackend(LedgerReader, LedgerWriter, Protocol):
+    """Both sides plus the registry queries and a description for ``report.json``."""
+
+    def get(self, version: str) -> ModelVersion:
+        """The record of ``version`` (full hash or unique prefix); ``LedgerError`` if unknown."""
+        ...
+
+    def history(self, institution: str | None = None,
+                model_id: str | None = None) -> list[ModelVersion]:
+        """Model versions, newest first."""
+        ...
+
+    def lineage(self, round_id: str) -> Lineage:
+        """Which versions of which institutions produced round ``round_id``."""
+        ...
+
+    def rounds(self) -> list[Round]:
+        """Every round, in start order."""
+        ...
+
+    def members(self) -> list[Member]:
+        """The consortium's members, in registration order."""
+        ...
+
+    def describe(self) -> dict:
+        """What ``report.json``'s ``ledger`` block says about the engine (``backend`` key)."""
+        ...
+
+    def close(self) -> None:
+        """Releases connections (and stops a node the backend started)."""
+        ...
+
+
+def report_from_problems(n_blocks: int, head: str,
+                         problems: Sequence[tuple[int, str, str]]) -> VerifyReport:
+    """A :class:`VerifyReport` from ``(height, check, reason)`` problems in chain order."""
+    failures = tuple(Failure(h, c, r) for h, c, r in problems)
+    return VerifyReport(ok=not failures, n_blocks=n_blocks, head=head, failures=failures)
+
+
+class EmbeddedBackend(ModelRegistry):
+    """The write side and registry queries over an embedded :class:`~efl_toolkit.ledger.Ledger`
+    (the registry itself, plus what :class:`LedgerBackend` adds).
+
+    Args:
+        ledger: A writable ``Ledger`` (or a ``LedgerView`` for reads only).
+    """
+
+    kind = "embedded"
+
+    def register_institution(self, institution: str, name: str = "",
+                             approver: str | None = None) -> None:
+        """Always refused: the embedded ledger's membership is fixed by its genesis block.
+
+        Raises:
+            TransactionRejected: (membership) naming the institution.
+        """
+        raise TransactionRejected(
+            "membership", f"{institution!r} cannot join at height {self.height() + 1}: "
+            "membership is fixed by the genesis block")
+
+    def height(self) -> int:
+        """The newest block's height."""
+        return self.ledger.height
+
+    def head(self) -> str:
+        """The newest block's hash."""
+        return self.ledger.head_hash or ""
+
+    def verify(self) -> VerifyReport:
+        """Re-reads and re-verifies the file (the seven checks, artifact hashes included)."""
+        report = self.ledger.verify()
+        problems = [] if report.ok else [(report.height, report.check, report.reason or "")]
+        return report_from_problems(report.n_blocks, report.head_hash or "", problems)
+
+    def rounds(self) -> list[Round]:
+        """Every round, in start order."""
+        return list(self.ledger.state.rounds.values())
+
+    def members(self) -> list[Member]:
+        """The consortium's members, in registration order."""
+        return list(self.ledger.state.members.values())
+
+    def describe(self) -> dict:
+        """``{"backend": "embedded", "path": ...}``."""
+        return {"backend": self.kind, "path": str(self.ledger.path)}
+
+    def close(self) -> None:
+        """Closes the ledger file (and the read adapter, if one was made)."""
+        if self._reader is not None:
+            self._reader.close()
+        self.ledger.close()
+
+    # ---- the read side, through the explorer's adapter over the same open ledger ----------
+    _reader: Any = None
+
+    def _read(self) -> Any:
+        if self._reader is None:
+            from efl_toolkit.explorer.ledger_backend import LedgerBackend as Reader
+            self._reader = Reader(self.ledger)
+        return self._reader
+
+    def blocks(self, start: int, stop: int) -> list[BlockRow]:
+        """Header rows of heights ``start <= h < stop``."""
+        return self._read().blocks(start, stop)
+
+    def block(self, height: int) -> BlockView:
+        """One block with decoded transactions."""
+        return self._read().block(height)
+
+    def check_block(self, height: int) -> list[CheckResult]:
+        """The seven checks on one block."""
+        return self._read().check_block(height)
+
+    def institutions(self) -> list[InstitutionView]:
+        """Registered institutions with their number of versions."""
+        return self._read().institutions()
+
+    def model_versions(self) -> list[VersionNode]:
+        """The version graph (model commits and rounds)."""
+        return self._read().model_versions()
+
+    def find(self, prefix: str) -> list[SearchHit]:
+        """Blocks, transactions, versions and rounds whose key starts with ``prefix``."""
+        return self._read().find(prefix)
+
+
+def as_backend(source: Any) -> LedgerBackend:
+    """``source`` if it already is a backend, else an :class:`EmbeddedBackend` over a
+    ``Ledger`` / ``ModelRegistry``.
+
+    Raises:
+        LedgerError: ``source`` is none of these.
+    """
+    if isinstance(source, EmbeddedBackend) or not isinstance(source, ModelRegistry) and \
+            hasattr(source, "seal") and hasattr(source, "model_commit"):
+        return source
+    if isinstance(source, ModelRegistry):
+        return EmbeddedBackend(source.ledger)
+    if hasattr(source, "commit_block"):
+        return EmbeddedBackend(source)
+    raise LedgerError(f"not a ledger backend: {type(source).__name__}")
