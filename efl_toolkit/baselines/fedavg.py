@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import jax
-from tqdm.auto import tqdm
 
 from efl_toolkit.config import TrainConfig
 from efl_toolkit.data.institution import Institution
@@ -35,6 +34,7 @@ from efl_toolkit.federation.fedavg import (
     fedavg_model,
     fedavg_round,
 )
+from efl_toolkit.progress import Progress
 from efl_toolkit.training.evaluate import EvaluationResult, evaluate
 from efl_toolkit.training.local import predict_proba
 
@@ -81,7 +81,7 @@ def fedavg_train(institutions: Sequence[Institution], evaluation: Split, key: ja
         rounds: Number of rounds; default ``config.epochs // local_epochs`` (the same number of
             passes over the data as local training).
         local_epochs: Local epochs per round.
-        progress: Show a per-round progress bar (``tqdm.auto``).
+        progress: Show a per-round progress bar (:class:`~efl_toolkit.progress.Progress`).
 
     Returns:
         A :class:`FedAvgRun` with the per-round history and final metrics.
@@ -108,8 +108,8 @@ def fedavg_train(institutions: Sequence[Institution], evaluation: Split, key: ja
     state = fedavg_init(arch, image_shape, n_classes, jax.random.fold_in(key, 0))
     round_key = jax.random.fold_in(key, 1)
     history, result = [], None
-    bar = tqdm(range(rounds), desc=f"FedAvg ({arch})", disable=not progress, leave=False)
-    for _ in bar:
+    bar = Progress(rounds, f"FedAvg ({arch})", unit="round", enabled=progress)
+    for _ in range(rounds):
         round_started = time.perf_counter()
         state = fedavg_round(state, institutions, round_key, config, local_epochs=local_epochs)
         seconds = time.perf_counter() - round_started
@@ -117,8 +117,8 @@ def fedavg_train(institutions: Sequence[Institution], evaluation: Split, key: ja
         result = evaluate(probs, evaluation.labels, n_classes, warn=False)
         history.append({"round": state.round, "accuracy": result.accuracy, "auc": result.auc,
                         "seconds": seconds})
-        bar.set_postfix(accuracy=f"{result.accuracy:.3f}")
-    bar.close()
+        bar.update(accuracy=f"{result.accuracy:.3f}")
+    bar.finish()
     last = history[-1]
     return FedAvgRun(state=state, history=tuple(history), accuracy=float(last["accuracy"]),
                      auc=float(last["auc"]), seconds=time.perf_counter() - started,

@@ -349,25 +349,25 @@ def run_setup_checks(checks=None, *, progress: bool = True) -> list[CheckResult]
 
     Args:
         checks: ``(label, function)`` pairs; default :func:`default_checks`.
-        progress: Show a progress bar (``tqdm.auto``).
+        progress: Show a progress bar (:class:`~efl_toolkit.progress.Progress`).
 
     Example:
         >>> results = run_setup_checks([("python", check_python)], progress=False)
         >>> results[0].name, results[0].status
         ('python', 'ok')
     """
-    from tqdm.auto import tqdm
+    from efl_toolkit.progress import Progress
 
     checks = default_checks() if checks is None else list(checks)
     results: list[CheckResult] = []
-    with tqdm(checks, desc="set-up check", disable=not progress, leave=False) as bar:
-        for label, check in bar:
-            bar.set_postfix_str(label)
+    with Progress(len(checks), "set-up check", unit="check", enabled=progress) as bar:
+        for label, check in checks:
             try:
                 outcome = check()
             except Exception as error:  # a broken environment must still produce a report
                 outcome = CheckResult(label, "fail", f"{type(error).__name__}: {error}")
             results.extend(outcome if isinstance(outcome, list) else [outcome])
+            bar.update(check=label)
     return results
 
 

@@ -37,7 +37,6 @@ from typing import Any
 import jax
 import numpy as np
 from flax import nnx
-from tqdm.auto import tqdm
 
 from efl_toolkit.config import TrainConfig
 from efl_toolkit.data.institution import Institution
@@ -53,6 +52,7 @@ from efl_toolkit.federation.fedavg import (
 from efl_toolkit.federation.level1 import institution_architectures
 from efl_toolkit.models.capacity import estimate_cost, fits
 from efl_toolkit.models.zoo import architecture_names
+from efl_toolkit.progress import Progress
 from efl_toolkit.training.local import predict_proba, train_local
 
 FAULTS = ("drop", "nan", "shape")
@@ -338,23 +338,23 @@ def train_group(group: Group, institutions: Mapping[str, Institution], dataset: 
     state = fedavg_init(group.architecture, dataset.image_shape, dataset.n_classes,
                         jax.random.fold_in(key, 0))
     best, records, since = state, [], 0
-    bar = tqdm(range(rounds), desc=f"group {group.architecture} ({len(members)} members)",
-               disable=not progress, leave=True)
-    for r in bar:
+    bar = Progress(rounds, f"group {group.architecture} ({len(members)} members)",
+                   unit="round", enabled=progress)
+    for r in range(rounds):
         state, record = federated_round(
             state, members, [positions[m.id] for m in members], jax.random.fold_in(key, 1),
             config, sum_fn, local_epochs=local_epochs, faults=(faults or {}).get(r + 1))
         if on_round is not None:
             record = dataclasses.replace(record, version=on_round(record, state))
         records.append(record)
-        bar.set_postfix(val_auc=f"{record.val_auc:.3f}", val_loss=f"{record.val_loss:.3f}")
+        bar.update(val_auc=f"{record.val_auc:.3f}", val_loss=f"{record.val_loss:.3f}")
         if len(records) == 1 or selection_key(record) > max(map(selection_key, records[:-1])):
             best, since = state, 0
         else:
             since += 1
             if since >= patience:
                 break
-    bar.close()
+    bar.finish(stopped_at=len(records) if len(records) < rounds else None, best=best.round)
     models, tuned = finetune(group, best, institutions, dataset, config,
                              jax.random.fold_in(key, 2), finetune_epochs, positions)
     return GroupResult(group, best, tuple(records), best.round, models, tuned,

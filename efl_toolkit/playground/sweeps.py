@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
-from tqdm.auto import tqdm
 
 from efl_toolkit.config import ExperimentConfig
 from efl_toolkit.course.heterogeneity import institution_label_skew
@@ -25,6 +24,7 @@ from efl_toolkit.playground.federation import (
     score_on_test,
     train_federation,
 )
+from efl_toolkit.progress import Progress
 
 
 def federation_row(fed: Federation) -> dict:
@@ -86,7 +86,8 @@ def sweep(config: ExperimentConfig, settings: Sequence[Mapping], *,
     for setting in settings:
         if "seed" in setting:
             raise ValueError(f"setting {dict(setting)} changes the seed: pass seeds=[...] instead")
-    bar = tqdm(total=len(settings) * len(seeds), desc="federations", disable=not progress)
+    bar = Progress(len(settings) * len(seeds), "federations", unit="federation",
+                   enabled=progress)
     rows = []
     with bar:
         for setting in settings:
@@ -94,7 +95,7 @@ def sweep(config: ExperimentConfig, settings: Sequence[Mapping], *,
             for seed in seeds:
                 fed = train_federation(config.replace(**setting, seed=seed), dataset, tiers=tiers)
                 runs.append(federation_row(fed))
-                bar.update()
+                bar.update(setting=", ".join(f"{k}={v}" for k, v in setting.items()))
             rows.append({**setting, "runs": len(runs), **_average_rows(runs)})
     return rows
 

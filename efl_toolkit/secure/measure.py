@@ -24,9 +24,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from efl_toolkit.ensemble.combine import check_predictions, weighted_mean
+from efl_toolkit.progress import Progress
 from efl_toolkit.secure.ensemble import (
     SecureEnsembleResult,
     plaintext_reference,
@@ -181,9 +181,9 @@ def measure_round_costs(settings: Sequence[Mapping], *, n_classes: int = 2, seed
         >>> rows[0]["parties"], rows[0]["labels_equal_reference"]
         (3, True)
     """
-    rows = []
-    for index, setting in enumerate(tqdm(list(settings), desc="secure rounds",
-                                         disable=not progress)):
+    rows, settings = [], list(settings)
+    bar = Progress(len(settings), "secure rounds", unit="round", enabled=progress)
+    for index, setting in enumerate(settings):
         missing = {"reveal", "parties", "rows"} - set(setting)
         if missing:
             raise ValueError(f"setting {index} lacks {sorted(missing)}: {dict(setting)}")
@@ -193,4 +193,6 @@ def measure_round_costs(settings: Sequence[Mapping], *, n_classes: int = 2, seed
                                  committee=setting.get("committee"), **kwargs)
         rows.append({**round_costs(result), "classes": n_classes,
                      "labels_equal_reference": agreement(result, preds)["labels_equal_reference"]})
+        bar.update(parties=setting["parties"], reveal=setting["reveal"])
+    bar.finish()
     return rows

@@ -40,11 +40,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
-from tqdm.auto import tqdm
 
 from efl_toolkit.config import TrainConfig
 from efl_toolkit.data.medmnist import Split
 from efl_toolkit.models.zoo import build_model
+from efl_toolkit.progress import Progress
 from efl_toolkit.rng import numpy_rng
 from efl_toolkit.training.evaluate import evaluate
 
@@ -289,7 +289,8 @@ def train_local(model_or_arch: nnx.Module | str, train: Split, val: Split, key: 
         config: Hyper-parameters (default ``TrainConfig()``).
         n_classes: Number of classes; required with an architecture name, and checked
             against the model's output otherwise.
-        progress: Show a per-epoch progress bar (terminal or notebook, via ``tqdm.auto``).
+        progress: Show a per-epoch progress bar (:class:`~efl_toolkit.progress.Progress`: a
+            bar in a terminal or notebook, one plain line per model in a log file).
         monitor: Early-stopping criterion: ``val_loss`` (default), ``val_accuracy`` or
             ``val_auc`` (``val_loss`` is used instead when the validation share holds a
             single class).
@@ -348,7 +349,7 @@ def train_local(model_or_arch: nnx.Module | str, train: Split, val: Split, key: 
     best_value, best_epoch, stale, stopped_early = math.nan, 0, 0, False
     history: list[dict] = []
     step_seconds, timed_samples, global_step = 0.0, 0, 0
-    bar = tqdm(total=config.epochs, desc=description or arch, disable=not progress, leave=False)
+    bar = Progress(config.epochs, description or arch, unit="epoch", enabled=progress)
     for epoch in range(1, config.epochs + 1):
         epoch_start = time.perf_counter()
         order = shuffler.permutation(n_train)
@@ -383,12 +384,11 @@ def train_local(model_or_arch: nnx.Module | str, train: Split, val: Split, key: 
             best_state = (_copy_tree(params), _copy_tree(rest))
         else:
             stale += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{train_loss:.3f}", **{monitor: f"{scores[monitor]:.3f}"})
+        bar.update(loss=f"{train_loss:.3f}", **{monitor: f"{scores[monitor]:.3f}"})
         if len(val) and stale >= config.patience and epoch < config.epochs:
             stopped_early = True
             break
-    bar.close()
+    bar.finish(stopped_at=len(history) if stopped_early else None, best=best_epoch or None)
     if best_epoch == 0:  # the metric was never defined (NaN): keep the final state
         best_state, best_epoch = (params, rest), len(history)
     best_model = nnx.merge(graphdef, *best_state)
