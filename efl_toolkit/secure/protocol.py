@@ -10,8 +10,9 @@ threshold ``t < m/2``):
    secret-shares it (``mpc.input``); it receives one share of every institution's matrix.
 3. **Add**: the shares of the weighted sum are the sums of the shares (no communication).
 4. **Open** either the weighted sum (``reveal="mean"``; labels are then its argmax) or only the
-   argmax labels (``reveal="labels"``: one secure comparison per row for 2 classes, MPyC's
-   tournament ``np_argmax`` otherwise, in batches of rows), to all parties or to ``receivers``.
+   argmax labels (``reveal="labels"``: a tournament of ``C - 1`` secure comparisons per row,
+   :func:`efl_toolkit.secure.fast_argmax.secure_argmax`, in batches of rows), to all parties or
+   to ``receivers``.
 
 :func:`run_round` is the coroutine; :func:`run_in_process` runs it in *this* process as a single
 MPyC party (``m = 1``). That path is for tests and teaching only: a single party holds every
@@ -39,6 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from efl_toolkit.secure.fast_argmax import compare_bits, fast_randomness, secure_argmax
 from efl_toolkit.secure.fixed_point import (
     DEFAULT_FRAC_BITS,
     REVEALS,
@@ -163,19 +165,17 @@ def share_contributions(mpc, sectype, contributions: Sequence[np.ndarray]) -> li
 async def open_labels(mpc, total, fp: FixedPoint, spec: RoundSpec) -> np.ndarray | None:
     """Secure argmax per row, opened to the receivers only; batches of ``spec.batch_rows``.
 
-    Ties go to the lowest class index: ``p1 > p0`` strictly for two classes, and MPyC's
-    ``np_argmax`` returns the first maximum.
+    Ties go to the lowest class index. The comparisons use the shortest exact length
+    (:func:`~efl_toolkit.secure.fast_argmax.compare_bits`) and, with several parties, MPyC's
+    randomness is drawn in batches (:func:`~efl_toolkit.secure.fast_argmax.fast_randomness`).
     """
     receivers = None if spec.receivers is None else list(spec.receivers)
-    n, n_classes = total.shape
+    bits = min(compare_bits(fp.n_inputs, fp.frac_bits), fp.bit_length)
     parts = []
-    for start in range(0, n, spec.batch_rows):
-        block = total[start:start + spec.batch_rows]
-        if n_classes == 2:
-            label = mpc.np_sgn(block[:, 0] - block[:, 1], l=fp.bit_length, LT=True)
-        else:
-            label = mpc.np_argmax(block, axis=1)
-        parts.append(await mpc.output(label, receivers=receivers))
+    with fast_randomness(enabled=len(mpc.parties) > 1):
+        for start in range(0, total.shape[0], spec.batch_rows):
+            label = secure_argmax(mpc, total[start:start + spec.batch_rows], bits)
+            parts.append(await mpc.output(label, receivers=receivers))
     if parts[0] is None:
         return None
     return np.concatenate([np.asarray(p, dtype=object).astype(np.int64) for p in parts])

@@ -1,0 +1,194 @@
+"""A faster secure argmax: the shortest safe comparisons and MPyC's randomness drawn in batches.
+
+Three changes against MPyC's ``np_argmax`` on ``SecFxp(32,16)`` (``docs/secure.md``, "Speed"):
+
+1. **Shortest comparison** (:func:`compare_bits`): every entry of the encoded sum lies in
+   ``[0, N * 2^f]`` (``N`` institutions, weights and probabilities in ``[0, 1]``, see
+   :mod:`efl_toolkit.secure.fixed_point`), so a difference of two entries lies in
+   ``[-N * 2^f, N * 2^f]``. MPyC's comparison ``np_sgn(d, l=L)`` is exact for
+   ``-2^(L-1) <= d < 2^(L-1)``, so ``L = f + 1 + bit_length(N)`` suffices and ``L - 1`` does
+   not (``d = N * 2^f`` is reachable): 19 bits at ``N = 3``, ``f = 16`` instead of 32. (The
+   less-than test alone is exact on twice that range, but MPyC masks ``d`` with ``l + k`` random
+   bits, ``k = 30``: staying inside the documented range keeps that statistical margin intact.)
+2. **Tournament with secure indices** (:func:`secure_argmax`): ``C - 1`` comparisons per row
+   in ``ceil(log2 C)`` rounds like MPyC's, but the winner's index is carried as one secure number
+   (one multiplication per comparison) instead of a unit vector of length ``C``.
+3. **Batched randomness** (:func:`fast_randomness`): two functions of MPyC 0.11's
+   ``mpyc.thresha`` are swapped, only while a round's argmax runs in a party process:
+
+   * ``PRF.__call__`` (pseudorandom secret sharing, keys as MPyC makes them with ``secrets``):
+     the same SHAKE-128 output bytes are turned into numbers with numpy instead of one
+     ``int.from_bytes`` per number. The numbers are **identical** (checked by
+     ``tests/test_secure_argmax_fast.py``), so patched and unpatched parties agree.
+   * ``np_random_split`` (Shamir re-sharing after each multiplication, and inputs): the
+     polynomial coefficients come from one ``os.urandom`` call per batch, made uniform mod ``p``
+     by rejection sampling, instead of one ``secrets.randbelow`` (an ``os.urandom`` call) each.
+     Same source, same uniform distribution, same threat model.
+
+   Both fall back to MPyC's own code outside their fast range (moduli of 56 bits or more).
+
+The swap is guarded: it applies only with the MPyC version it was written for
+(:data:`PINNED_MPYC`, also pinned in ``pyproject.toml``); another version runs MPyC unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import numpy as np
+
+#: The MPyC release whose ``thresha`` internals :func:`fast_randomness` replaces.
+PINNED_MPYC = "0.11"
+#: Moduli below this fit the uint64 arithmetic used here (``p * 256 < 2^64``).
+_FAST_MODULUS = 1 << 56
+
+
+def compare_bits(n_inputs: int, frac_bits: int) -> int:
+    """Bits ``L`` for exact comparisons of two entries of a sum of ``n_inputs`` encoded inputs.
+
+    Entries lie in ``[0, n_inputs * 2^frac_bits]``; MPyC's ``np_sgn(d, l=L)`` needs
+    ``-2^(L-1) <= d < 2^(L-1)``. ``L - 1`` bits would fail at ``d = n_inputs * 2^frac_bits``.
+
+    Example:
+        >>> compare_bits(3, 16), compare_bits(4, 16), compare_bits(100, 16)
+        (19, 20, 24)
+    """
+    if n_inputs < 1 or frac_bits < 0:
+        raise ValueError(f"need n_inputs >= 1 and frac_bits >= 0, got {n_inputs}, {frac_bits}")
+    return frac_bits + 1 + int(n_inputs).bit_length()
+
+
+def _bytes_to_numbers(digest: bytes, count: int, width: int, bound: int) -> np.ndarray:
+    """``int.from_bytes(chunk, 'little') % bound`` for ``count`` chunks of ``width`` bytes."""
+    chunks = np.frombuffer(digest, dtype=np.uint8, count=count * width).reshape(count, width)
+    acc = np.zeros(count, dtype=np.uint64)
+    b = np.uint64(bound)
+    if bound & (bound - 1) == 0:                   # power of two: width <= 8 (bound <= 2^56)
+        for j in range(width - 1, -1, -1):
+            acc = (acc << np.uint64(8)) | chunks[:, j]
+        return acc & (b - np.uint64(1))
+    for j in range(width - 1, -1, -1):             # Horner, most significant byte first
+        acc = ((acc << np.uint64(8)) | chunks[:, j]) % b
+    return acc
+
+
+def fast_prf_call(self, s: bytes, n=None):
+    """Drop-in for MPyC 0.11's ``thresha.PRF.__call__``: identical numbers, computed with numpy.
+
+    Only array requests (``n`` a shape) below ``2^56`` take the numpy path; everything else goes
+    to MPyC's original method.
+    """
+    if not isinstance(n, tuple) or self.max >= _FAST_MODULUS or not self.byte_length:
+        return _ORIGINAL["prf"](self, s, n)
+    from hashlib import shake_128
+
+    count = int(np.prod(n))
+    width = self.byte_length
+    digest = shake_128(self.key + s).digest(count * width)
+    numbers = _bytes_to_numbers(digest, count, width, self.max)
+    return numbers.astype(object).reshape(n)
+
+
+def uniform_below(bound: int, count: int) -> np.ndarray:
+    """``count`` independent uniform integers in ``[0, bound)`` (uint64) from ``os.urandom``.
+
+    Rejection sampling on 64-bit words: exactly uniform, like ``secrets.randbelow``.
+    """
+    limit = np.uint64(((1 << 64) // bound) * bound - 1)
+    out = np.empty(0, dtype=np.uint64)
+    while out.size < count:
+        need = count - out.size
+        words = np.frombuffer(os.urandom(8 * (need + need // 64 + 1)), dtype=np.uint64)
+        out = np.concatenate([out, words[words <= limit][:need]])
+    return out % np.uint64(bound)
+
+
+def fast_random_split(field, s, t: int, m: int):
+    """Drop-in for MPyC 0.11's ``thresha.np_random_split``: Shamir shares, batched randomness.
+
+    Party ``i`` (1-based) gets ``s + c_1 i + ... + c_t i^t mod p``; the ``t * n`` coefficients
+    are uniform mod ``p`` from one ``os.urandom`` call. Returns an ``[m, n]`` object array.
+    """
+    p = field.modulus
+    if not isinstance(p, int) or p >= _FAST_MODULUS or m >= 256:
+        return _ORIGINAL["split"](field, s, t, m)
+    values = s.value if isinstance(s, field.array) else s
+    secret = np.asarray(values, dtype=object).astype(np.uint64)
+    n = len(secret)
+    coeffs = uniform_below(p, t * n).reshape(t, n)
+    pu = np.uint64(p)
+    shares = np.empty((m, n), dtype=np.uint64)
+    for i in range(1, m + 1):
+        acc = np.zeros(n, dtype=np.uint64)
+        for c in coeffs[::-1]:                   # Horner: ((c_t i + c_(t-1)) i + ...) i
+            acc = (acc + c) * np.uint64(i) % pu
+        shares[i - 1] = (acc + secret) % pu
+    return shares.astype(object)
+
+
+_ORIGINAL: dict = {}
+
+
+def mpyc_version() -> str:
+    import mpyc
+
+    return str(mpyc.__version__)
+
+
+@contextlib.contextmanager
+def fast_randomness(enabled: bool = True):
+    """Swaps in :func:`fast_prf_call` and :func:`fast_random_split` for this block.
+
+    Does nothing unless ``enabled`` and the installed MPyC is :data:`PINNED_MPYC`; restores
+    MPyC's own functions on exit. Meant for party processes (one MPyC runtime per process).
+    """
+    from mpyc import thresha
+
+    if not enabled or mpyc_version() != PINNED_MPYC or _ORIGINAL:
+        yield False
+        return
+    _ORIGINAL.update(prf=thresha.PRF.__call__, split=thresha.np_random_split)
+    thresha.PRF.__call__ = fast_prf_call
+    thresha.np_random_split = fast_random_split
+    try:
+        yield True
+    finally:
+        thresha.PRF.__call__ = _ORIGINAL["prf"]
+        thresha.np_random_split = _ORIGINAL["split"]
+        _ORIGINAL.clear()
+
+
+def secure_argmax(mpc, x, bits: int):
+    """Secure argmax per row of a secure integer array ``x`` ``[n, C]``; ties to the lowest index.
+
+    A tournament over the columns: at each level neighbouring columns ``(a, b)`` (``a`` from
+    lower indices) are compared, ``c = [a < b]`` with ``mpc.np_sgn(a - b, l=bits, LT=True)``,
+    and ``a + c (b - a)`` and ``i_a + c (i_b - i_a)`` move on (strict ``<`` keeps the first
+    maximum); an odd last column moves on unchanged. ``C - 1`` comparisons per row, in
+    ``ceil(log2 C)`` rounds; MPyC schedules the work, nothing is awaited here.
+
+    Args:
+        mpc: A running MPyC runtime.
+        x: Secure integer array ``[n, C]`` whose pairwise differences lie in
+            ``[-2^(bits-1), 2^(bits-1))`` (see :func:`compare_bits`).
+        bits: Comparison length ``L``.
+
+    Returns:
+        A secure array ``[n]`` of indices (not opened).
+    """
+    n, k = x.shape
+    values = x
+    index = type(x)(np.tile(np.arange(k), (n, 1)))      # public to start with
+    while k > 1:
+        pairs = k // 2
+        left, right = values[:, 0:2 * pairs:2], values[:, 1:2 * pairs:2]
+        i_left, i_right = index[:, 0:2 * pairs:2], index[:, 1:2 * pairs:2]
+        c = mpc.np_sgn(left - right, l=bits, LT=True)
+        moved = mpc.np_hstack((c, c)) * mpc.np_hstack((right - left, i_right - i_left))
+        next_values, next_index = left + moved[:, :pairs], i_left + moved[:, pairs:]
+        if k % 2:                                      # the last column moves on unchanged
+            next_values = mpc.np_hstack((next_values, values[:, k - 1:]))
+            next_index = mpc.np_hstack((next_index, index[:, k - 1:]))
+        values, index, k = next_values, next_index, pairs + k % 2
+    return mpc.np_reshape(index, (n,))
