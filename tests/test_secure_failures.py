@@ -117,12 +117,43 @@ def test_party_that_hangs_is_named():
 
 
 def test_party_that_dies_is_named():
+    start = time.monotonic()
     with pytest.raises(SecureRoundError) as info:
-        secure_ensemble(inputs(n=3000, c=10), reveal="labels", timeout=60,
+        secure_ensemble(inputs(n=3000, c=10), reveal="labels", timeout=600,
                         on_spawn=signal_when_connected(signal.SIGKILL, target=1))
     err = info.value
+    assert time.monotonic() - start < 60     # noticed from the lost peer, not the 600 s timeout
     assert err.parties == (1,) and err.kind == "died"
     assert "party 1 (hospital-b" in str(err) and "SIGKILL" in str(err)
+    assert "parties 0, 2 lost their connection to it" in str(err)
+    dead = err.reports[1]
+    assert dead.returncode == -signal.SIGKILL and dead.status == "died"
+    for other in (err.reports[0], err.reports[2]):  # the survivors ended on their own, saying why
+        assert other.status == "peer-lost" and other.returncode == 6, other
+        assert other.error.startswith("lost the connection to ") and "party 1 (" in other.error
+        assert dead.address in other.error
+
+
+def test_party_at_a_refused_port_is_named(monkeypatch):
+    """Party 2's port refuses connections (nothing listens there): the launcher fails within
+    the start-up timeout and names party 2 and its address."""
+    def command(index, *args, **kwargs):
+        cmd = party_command(index, *args, **kwargs)
+        return cmd if index != 2 else [cmd[0], "-c", "import time; time.sleep(120)"]
+
+    party_command = parties_module.party_command
+    monkeypatch.setattr(parties_module, "party_command", command)
+    start = time.monotonic()
+    with pytest.raises(SecureRoundError) as info:
+        secure_ensemble(inputs(), startup_timeout=3)
+    err = info.value
+    assert time.monotonic() - start < 3 + GRACE_SECONDS + 10
+    assert err.parties == (2,) and err.kind == "unconnected"
+    address = err.reports[2].address
+    assert f"party 2 (hospital-c, {address})" in str(err)
+    assert "parties 0, 1 could not connect to it within 3 s" in str(err)
+    for other in err.reports[:2]:
+        assert other.status == "unconnected" and address in other.error, other
 
 
 def test_party_with_bad_input_file_is_named():
@@ -174,7 +205,9 @@ def test_cli_party_missing_is_named(tmp_path):
     files = [write_input(tmp_path / f"in{i}.npz", GOOD, 1.0) for i in range(3)]
     procs = [efl_party("--index", str(i), "--parties", addrs, "--input", str(files[i]),
                        "--out", "out", "--startup-timeout", "2", cwd=tmp_path) for i in (0, 1)]
+    start = time.monotonic()
     outs = [p.communicate(timeout=30)[0] for p in procs]
+    assert time.monotonic() - start < 2 + 10     # the 2 s start-up timeout, then one line
     assert [p.returncode for p in procs] == [3, 3]
     for out in outs:
         result = last_json(out)
