@@ -13,6 +13,7 @@ subcommand is one line ``efl <command>: error: ...`` on standard error and exit 
 
 Example:
     $ efl demo --preset classroom_fast --out efl_out
+    $ efl demo --config variant.toml --rule equal --epochs 5 --out efl_variant
     $ efl ledger verify efl_out/ledger.sqlite
 """
 
@@ -52,6 +53,25 @@ def build_parser() -> argparse.ArgumentParser:
                       help="hierarchical (default): federated groups, then the secure ensemble; "
                            "ensemble_only: each institution alone, then the secure ensemble")
     demo.add_argument("--seed", type=int, default=None, help="master seed")
+    demo.add_argument("--partition", default=None, choices=("iid", "dirichlet", "quantity"),
+                      help="how the training split is divided among the institutions")
+    demo.add_argument("--alpha", type=float, default=None,
+                      help="Dirichlet label-skew concentration (smaller: more skewed)")
+    demo.add_argument("--epochs", type=int, default=None,
+                      help="maximum local training epochs (early stopping may stop sooner)")
+    demo.add_argument("--rule", default=None,
+                      help="level-2 weighting rule: auto (default), consortium_auc, own_auc, "
+                           "equal, n_train, or one registered with register_rule")
+    demo.add_argument("--reveal", default=None, choices=("mean", "labels"),
+                      help="what the secure round opens (labels needs --decision argmax)")
+    demo.add_argument("--decision", default=None, choices=("balanced", "argmax"),
+                      help="how level 2 turns probabilities into labels")
+    demo.add_argument("--config", default=None, metavar="FILE.toml",
+                      help="any ExperimentConfig field from a TOML file ([train] and "
+                           "[architectures] tables); flags given here override it")
+    demo.add_argument("--ledger", default=None, metavar="ENGINE",
+                      help="embedded (default: ledger.sqlite), evm (a Vyper contract on an "
+                           "in-process EVM chain) or evm:RPC_URL (any Ethereum JSON-RPC node)")
     demo.add_argument("--out", default="efl_out", help="output directory")
 
     ledger = sub.add_parser("ledger", help="verify and inspect a ledger file")
@@ -85,22 +105,38 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
-    """The preset named by ``--preset`` with the command line's overrides applied.
+    """The effective config: the preset (``--preset``, else the ``--config`` file's ``name``,
+    else ``$EFL_PRESET``), then the ``--config`` TOML file's fields, then the flags.
+
+    Raises:
+        ConfigError: One line naming the field (and the file): an unknown field, a wrong type,
+            a value out of range, a missing or unreadable file.
 
     Example:
         >>> config_from_args(build_parser().parse_args(["demo", "--seed", "3"])).seed
         3
     """
-    from efl_toolkit.config import get_config
+    from efl_toolkit.config import config_from_toml, get_config
 
+    preset, path = getattr(args, "preset", None), getattr(args, "config", None)
+    base = get_config(preset) if preset or not path else None
+    config = config_from_toml(path, base) if path else base
+    epochs = getattr(args, "epochs", None)
     overrides = {name: value for name, value in (
         ("dataset", getattr(args, "dataset", None)),
         ("n_institutions", getattr(args, "institutions", None)),
         ("n_parties", getattr(args, "parties", None)),
         ("seed", getattr(args, "seed", None)),
         ("method", getattr(args, "method", None)),
+        ("partition", getattr(args, "partition", None)),
+        ("dirichlet_alpha", getattr(args, "alpha", None)),
+        ("rule", getattr(args, "rule", None)),
+        ("reveal", getattr(args, "reveal", None)),
+        ("decision", getattr(args, "decision", None)),
+        ("ledger", getattr(args, "ledger", None)),
+        ("train", None if epochs is None else {"epochs": epochs}),
     ) if value is not None}
-    return get_config(getattr(args, "preset", None), **overrides)
+    return config.replace(**overrides) if overrides else config
 
 
 def demo_main(args: argparse.Namespace) -> int:

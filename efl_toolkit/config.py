@@ -24,6 +24,7 @@ import dataclasses
 import math
 import numbers
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 METHODS = ("hierarchical", "ensemble_only")
@@ -31,6 +32,14 @@ DECISIONS = ("balanced", "argmax")
 PRESET_ENV_VAR = "EFL_PRESET"
 DEFAULT_PRESET = "classroom_fast"
 PARTITIONS = ("iid", "dirichlet", "quantity")
+#: What the level-2 secure round opens: the weighted mean (and its labels) or only the labels.
+REVEALS = ("mean", "labels")
+#: Ledger engines: ``embedded`` (signed SQLite file), ``evm`` (in-process EVM chain) or
+#: ``evm:RPC_URL`` (any Ethereum JSON-RPC node); see :mod:`efl_toolkit.ledger.backend`.
+LEDGERS = ("embedded", "evm", "evm:RPC_URL")
+#: ``rule="auto"``: the method's own level-2 rule (``consortium_auc`` for ``hierarchical``,
+#: ``own_auc`` for ``ensemble_only``); see :mod:`efl_toolkit.federation.level2`.
+AUTO_RULE = "auto"
 #: Seeds are in ``[0, SEED_LIMIT)``: they become 32-bit RNG keys.
 SEED_LIMIT = 2**32
 
@@ -117,6 +126,23 @@ class ExperimentConfig:
             computed securely by the committee) or ``"argmax"``.
         train: Local training hyper-parameters.
         seed: Master seed; data, parameter and sampling keys are derived from it separately.
+        rule: The level-2 weighting rule, a name registered in
+            :mod:`efl_toolkit.federation.level2` (``consortium_auc``, ``own_auc``, ``equal``,
+            ``n_train`` or one's own, :func:`~efl_toolkit.federation.level2.register_rule`);
+            ``"auto"`` (the default): ``consortium_auc`` for ``hierarchical``, ``own_auc`` for
+            ``ensemble_only``.
+        reveal: What the level-2 secure round opens: ``"mean"`` (the weighted mean, the
+            default) or ``"labels"`` (only the argmax labels; needs ``decision="argmax"``,
+            and AUC is then computed from the opened labels).
+        architectures: ``{capacity tier: (architecture, ...)}``: what institutions of that tier
+            train (names registered in :mod:`efl_toolkit.models.zoo`, e.g. by
+            :func:`~efl_toolkit.models.register_architecture`). A tier not named keeps the
+            measured assignment (:func:`~efl_toolkit.models.capacity.assign_architectures`:
+            28x28 grayscale, 2 classes: tiny logistic, small mlp + logistic, medium cnn +
+            vit, large resnet + cnn).
+        ledger: Where the ledger lives: ``"embedded"`` (default, ``ledger.sqlite``), ``"evm"``
+            (a Vyper contract on an in-process EVM chain) or ``"evm:http://host:port"`` (on any
+            Ethereum JSON-RPC node: Anvil, Besu/Geth proof-of-authority).
     """
 
     name: str = DEFAULT_PRESET
@@ -136,6 +162,10 @@ class ExperimentConfig:
     round_patience: int = 4
     finetune_epochs: int = 3
     decision: str = "balanced"
+    rule: str = AUTO_RULE
+    reveal: str = "mean"
+    architectures: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    ledger: str = "embedded"
 
     def __post_init__(self) -> None:
         """Rejects values that cannot work, up front, with one message naming the option
@@ -161,6 +191,28 @@ class ExperimentConfig:
                       high_open=True)  # RNG keys take 32-bit seeds
         if not isinstance(self.train, TrainConfig):
             raise ConfigError(f"train must be a TrainConfig, got {type(self.train).__name__}")
+        self._check_level2()
+        if not isinstance(self.ledger, str) or not (
+                self.ledger in ("embedded", "evm")
+                or self.ledger.startswith(("evm:http://", "evm:https://"))):
+            raise ConfigError(f"ledger must be one of {list(LEDGERS)} (an http:// or https:// "
+                              f"URL), got {self.ledger!r}")
+        object.__setattr__(self, "architectures", _checked_architectures(self.architectures))
+
+    def _check_level2(self) -> None:
+        if not isinstance(self.rule, str) or not self.rule:
+            raise ConfigError(f"rule must be a rule name (a string), got {self.rule!r}")
+        if self.rule != AUTO_RULE:
+            from efl_toolkit.federation.level2 import rule_names  # heavy: only when named
+
+            if self.rule not in rule_names():
+                raise ConfigError(f"rule must be {AUTO_RULE!r} or a registered level-2 rule "
+                                  f"{list(rule_names())}, got {self.rule!r}")
+        if self.reveal not in REVEALS:
+            raise ConfigError(f"reveal must be one of {list(REVEALS)}, got {self.reveal!r}")
+        if self.reveal == "labels" and self.decision != "argmax":
+            raise ConfigError("reveal='labels' opens only the argmax labels: it needs "
+                              f"decision='argmax', got decision={self.decision!r}")
 
     def replace(self, **changes) -> ExperimentConfig:
         """Returns a copy with ``changes`` applied (``train`` may be a dict of changes)."""
@@ -170,6 +222,35 @@ class ExperimentConfig:
         if train is not None:
             changes["train"] = train
         return dataclasses.replace(self, **changes)
+
+
+def _checked_architectures(mapping) -> dict[str, tuple[str, ...]]:
+    """``{tier: (names...)}`` with known tiers and registered, distinct architecture names."""
+    if not isinstance(mapping, Mapping):
+        raise ConfigError("architectures must be a mapping {capacity tier: [architecture, ...]}"
+                          f", got {type(mapping).__name__}")
+    from efl_toolkit.data.institution import CAPACITY_TIERS as TIERS  # no JAX
+
+    checked = {}
+    for tier, names in mapping.items():
+        if tier not in TIERS:
+            raise ConfigError(f"architectures: unknown capacity tier {tier!r}; choose from "
+                              f"{list(TIERS)}")
+        if isinstance(names, str) or not isinstance(names, (list, tuple)) or not names or \
+                not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
+            raise ConfigError(f"architectures.{tier} must be a non-empty list of distinct "
+                              f"architecture names, got {names!r}")
+        checked[tier] = tuple(names)
+    if checked:
+        from efl_toolkit.models.zoo import architecture_names  # heavy: only when named
+
+        known = architecture_names()
+        for tier, names in checked.items():
+            unknown = [n for n in names if n not in known]
+            if unknown:
+                raise ConfigError(f"architectures.{tier}: unknown architecture {unknown[0]!r}; "
+                                  f"registered: {list(known)}")
+    return checked
 
 
 PRESETS: dict[str, ExperimentConfig] = {
@@ -204,3 +285,76 @@ def get_config(name: str | None = None, **overrides) -> ExperimentConfig:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
     config = PRESETS[name]
     return config.replace(**overrides) if overrides else config
+
+
+_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+
+
+def _check_toml_types(cls, table: Mapping, where: str, prefix: str = "") -> dict:
+    """The fields of ``table`` checked against ``cls``'s fields: known names, TOML types."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    changes = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if key not in fields:
+            raise ConfigError(f"{where}: unknown field {name!r}; fields: "
+                              f"{', '.join(prefix + f for f in fields)}")
+        kind = str(fields[key].type)
+        if key == "train":
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{where}: field 'train' must be a table [train], got "
+                                  f"{type(value).__name__}")
+            value = _check_toml_types(TrainConfig, value, where, "train.")
+        elif kind in _TYPES:
+            ok = isinstance(value, _TYPES[kind]) and not (kind != "bool"
+                                                          and isinstance(value, bool))
+            if not ok:
+                raise ConfigError(f"{where}: field {name!r} must be {kind}, got "
+                                  f"{type(value).__name__} {value!r}")
+        changes[key] = value
+    return changes
+
+
+def config_from_toml(path: str | os.PathLike, base: ExperimentConfig | None = None
+                     ) -> ExperimentConfig:
+    """A config from a TOML file: ``base`` (default: the preset the file's ``name`` names, or
+    :func:`get_config`'s) with the file's fields applied.
+
+    Any :class:`ExperimentConfig` field may appear at the top level; ``[train]`` holds
+    :class:`TrainConfig` fields and ``[architectures]`` maps capacity tiers to lists of
+    architecture names. A ``name`` that is a preset starts from that preset.
+
+    Raises:
+        ConfigError: One line naming the file and the field: a missing or unreadable file, bad
+            TOML, an unknown field, a wrong type or a value out of range.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
+        ...     _ = f.write('rule = "equal"\\n[train]\\nepochs = 2\\n')
+        >>> cfg = config_from_toml(f.name)
+        >>> cfg.rule, cfg.train.epochs
+        ('equal', 2)
+    """
+    import tomllib
+
+    where = os.fspath(path)
+    try:
+        with open(path, "rb") as handle:
+            table = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: no such config file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{where}: cannot read the config file ({error})") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{where}: not valid TOML ({error})") from None
+    changes = _check_toml_types(ExperimentConfig, table, where)
+    if base is None:
+        name = changes.get("name")
+        base = get_config(name if name in PRESETS else None)
+    try:
+        return base.replace(**changes)
+    except ConfigError as error:
+        raise ConfigError(f"{where}: {error}") from None
+    except TypeError as error:  # e.g. a TrainConfig field given twice
+        raise ConfigError(f"{where}: {error}") from None

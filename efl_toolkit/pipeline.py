@@ -5,7 +5,8 @@ train each institution alone (level 1 of the first design, and the lower bound),
 consortium and every model version on the ledger, start a committee of compute-party processes,
 train every federated group under secure aggregation (each round a MODEL_COMMIT whose parent is
 the previous round's version), weigh the institutions' local ensembles by a consortium-wide
-validation AUC computed securely, combine their test probabilities in a secure round of the
+validation AUC computed securely (or the level-2 rule ``config.rule`` names,
+:mod:`efl_toolkit.federation.level2`), combine their test probabilities in a secure round of the
 committee (level 2), record the round and its result, score everything against the baselines
 (centralized, each institution alone, the first design ``ensemble_only``, FedAvg on a
 homogeneous small CNN) and write ``report.json``, ``report.md`` and plots
@@ -45,18 +46,23 @@ from efl_toolkit.federation.groups import (
 )
 from efl_toolkit.federation.level1 import LocalResult, train_each_alone
 from efl_toolkit.federation.level2 import (
+    RuleInputs,
+    apply_rule,
     consortium_class_prior,
     consortium_validation_auc,
-    consortium_weights,
+    describe_weights,
     level2_weights,
     operating_point,
+    resolve_rule,
 )
 from efl_toolkit.federation.record import (
     group_round_recorder,
     record_fine_tuned,
     record_local_results,
 )
-from efl_toolkit.ledger import Consortium, Ledger, ModelRegistry, hash_array, keystore_path
+from efl_toolkit.ledger import Ledger, hash_array, keystore_path
+from efl_toolkit.ledger.backend import LedgerBackend, as_backend, create_backend
+from efl_toolkit.models.capacity import with_architectures
 from efl_toolkit.rng import experiment_keys
 from efl_toolkit.secure import (
     DEFAULT_FRAC_BITS,
@@ -89,7 +95,7 @@ class ExperimentResult:
         centralized: The pooled-data upper bound.
         fedavg: FedAvg on a homogeneous small CNN.
         versions: Ledger version of every level-1 model, ``{institution: {arch: version}}``.
-        ledger_path: The ledger file.
+        ledger_path: The ledger file (embedded) or the EVM descriptor ``ledger.evm.json``.
         seconds: Wall time per stage.
         report: The ``report.json`` content (``None`` when nothing was written).
         groups: The federated groups (empty for ``method="ensemble_only"``), by architecture.
@@ -101,6 +107,8 @@ class ExperimentResult:
         level1_probs: Each institution's local-ensemble test probabilities in the method.
         class_prior: The consortium's pooled training class frequencies (computed securely).
         decision_prior: The level-2 decision rule as an effective prior (``decide``).
+        ledger_backend: The EVM backend, still open (an in-process chain lives only as long
+            as this object); ``None`` for the embedded ledger (closed: read ``ledger_path``).
     """
 
     config: ExperimentConfig
@@ -126,6 +134,7 @@ class ExperimentResult:
     level1_probs: dict[str, np.ndarray] = field(default_factory=dict)
     class_prior: np.ndarray | None = None
     decision_prior: np.ndarray | None = None
+    ledger_backend: LedgerBackend | None = None
 
     def decide(self, probs: np.ndarray) -> np.ndarray:
         """The method's level-2 decision rule (``config.decision``) applied to probabilities."""
@@ -141,6 +150,14 @@ def _predictor(local: LocalEnsemble | LocalResult) -> Callable[[np.ndarray], np.
     return lambda x: np.mean([predict_proba(t.model, x) for t in local.trained], axis=0)
 
 
+def opened_probabilities(secure: SecureEnsembleResult, n_classes: int) -> np.ndarray:
+    """The secure round's opened mean ``[n, C]``, or its opened labels one-hot
+    (``reveal="labels"``: accuracy is exact, AUC is that of hard labels)."""
+    if secure.mean is not None:
+        return secure.mean
+    return np.eye(n_classes)[np.asarray(secure.labels, dtype=np.int64)]
+
+
 def prepare_out_dir(out_dir: str | Path) -> Path:
     """Creates ``out_dir`` and clears a previous run's ledger, keystore, checkpoint, artifacts
     and report there (also what a run killed half-way left: temporary files, a ``-wal``), so
@@ -154,7 +171,7 @@ def prepare_out_dir(out_dir: str | Path) -> Path:
     ledger_path = out / LEDGER_FILE
     for stale in (keystore_path(ledger_path), out / "artifacts"):
         shutil.rmtree(stale, ignore_errors=True)
-    for name in ("report.json", "report.md"):  # report.json last written = run complete
+    for name in ("ledger.evm.json", "ledger.evm.keys.json", "report.json", "report.md"):
         (out / name).unlink(missing_ok=True)
     for leftover in [*out.glob(".report.*.tmp-*"), *out.glob(f"{LEDGER_FILE}.checkpoint*")]:
         leftover.unlink(missing_ok=True)
@@ -164,16 +181,16 @@ def prepare_out_dir(out_dir: str | Path) -> Path:
     return ledger_path
 
 
-def run_secure_round(ledger: Ledger, versions: Mapping[str, Mapping[str, str]],
+def run_secure_round(ledger: Ledger | LedgerBackend, versions: Mapping[str, Mapping[str, str]],
                      level1_probs: Mapping[str, np.ndarray], weights: Mapping[str, float],
                      committee: Committee | int, dataset: Dataset, *,
                      frac_bits: int = DEFAULT_FRAC_BITS,
-                     decide: Callable[[np.ndarray], np.ndarray] | None = None
-                     ) -> SecureEnsembleResult:
+                     decide: Callable[[np.ndarray], np.ndarray] | None = None,
+                     reveal: str = "mean") -> SecureEnsembleResult:
     """Records ROUND_START, runs the level-2 secure round, records ROUND_RESULT (or FAILED).
 
     Args:
-        ledger: A writable ledger whose members are the institutions.
+        ledger: A writable ledger (or any ledger backend) whose members are the institutions.
         versions: The model versions taking part, ``{institution: {arch: version}}``.
         level1_probs: Each institution's local-ensemble test probabilities ``[n, C]``.
         weights: Public level-2 weights (the mean is renormalized over who is included).
@@ -181,14 +198,15 @@ def run_secure_round(ledger: Ledger, versions: Mapping[str, Mapping[str, str]],
         dataset: The dataset (its test split is the query set).
         frac_bits: Fixed-point precision of the round (``config.fixed_point_bits``).
         decide: The level-2 decision rule for the recorded metrics (default: argmax).
+        reveal: What the committee opens: ``"mean"`` or only the ``"labels"``.
 
     Raises:
         SecureRoundError: The round failed (recorded on the ledger first).
     """
-    registry = ModelRegistry(ledger)
+    registry = as_backend(ledger)
     coordinator = next(iter(versions))
     size = committee if isinstance(committee, int) else committee.size
-    protocol = {"protocol": "committee-additive-shares+mpyc-shamir", "reveal": "mean",
+    protocol = {"protocol": "committee-additive-shares+mpyc-shamir", "reveal": reveal,
                 "compute_parties": size, "institutions": list(level1_probs),
                 "weights": dict(weights), "frac_bits": frac_bits,
                 "queries": len(dataset.test), "query_set": f"{dataset.name}:test"}
@@ -200,14 +218,15 @@ def run_secure_round(ledger: Ledger, versions: Mapping[str, Mapping[str, str]],
         if isinstance(committee, int):
             with Committee(committee, round_timeout=ROUND_TIMEOUT) as running:
                 result = committee_ensemble(running, dict(level1_probs), dict(weights),
-                                            frac_bits=frac_bits)
+                                            frac_bits=frac_bits, reveal=reveal)
         else:
             result = committee_ensemble(committee, dict(level1_probs), dict(weights),
-                                        frac_bits=frac_bits)
+                                        frac_bits=frac_bits, reveal=reveal)
     except Exception as error:
         registry.fail_round(coordinator, ROUND_ID, f"{type(error).__name__}: {error}"[:500])
         raise
-    scored = result.mean if decide is None else decide(result.mean)
+    opened = opened_probabilities(result, dataset.n_classes)
+    scored = opened if decide is None or result.mean is None else decide(opened)
     metrics = evaluate(scored, dataset.test.labels, dataset.n_classes, warn=False)
     round_metrics = {"accuracy": round(float(metrics.accuracy), 6),
                      "balanced_accuracy": round(float(metrics.balanced_accuracy), 6),
@@ -215,7 +234,8 @@ def run_secure_round(ledger: Ledger, versions: Mapping[str, Mapping[str, str]],
                      "included": len(result.included)}
     if np.isfinite(metrics.auc):
         round_metrics["auc"] = round(float(metrics.auc), 6)
-    registry.finish_round(coordinator, ROUND_ID, hash_array(result.mean), round_metrics)
+    registry.finish_round(coordinator, ROUND_ID, hash_array(
+        result.mean if result.mean is not None else result.labels), round_metrics)
     return result
 
 
@@ -250,7 +270,8 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path = "efl_out", *,
     dataset = load_dataset(config.dataset)
     log(f"[1/7] {dataset.name}: {len(dataset.train)} train / {len(dataset.val)} val / "
         f"{len(dataset.test)} test, {dataset.n_classes} classes, images {dataset.image_shape}")
-    institutions = tuple(institutions_from_config(dataset, config))
+    institutions = with_architectures(institutions_from_config(dataset, config),
+                                      config.architectures)
     groups = form_groups(institutions, dataset)            # checks capacities up front
     ledger_path = prepare_out_dir(out_dir)
     t = timed("data", started)
@@ -269,13 +290,13 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path = "efl_out", *,
     only_probs = weighted_mean([alone[i.id].test_probs for i in institutions],
                                list(own_weights.values()))
 
-    log("[3/7] ledger: consortium genesis and the models trained alone")
-    consortium = Consortium.generate([inst.id for inst in institutions])
-    ledger = Ledger.create(ledger_path, consortium, save_keys=True)
+    log(f"[3/7] ledger ({config.ledger}): consortium genesis and the models trained alone")
+    ledger, ledger_path = create_backend(config.ledger, ledger_path,
+                                         [inst.id for inst in institutions])
     group_results: dict[str, GroupResult] = {}
     validation_auc: dict[str, float] = {}
     try:
-        registry = ModelRegistry(ledger)
+        registry = ledger
         versions = record_local_results(registry, institutions, alone, dataset)
         t = timed("ledger_models", t)
         with Committee(config.n_parties, round_timeout=ROUND_TIMEOUT) as committee:
@@ -299,12 +320,18 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path = "efl_out", *,
                 validation_auc = consortium_validation_auc(
                     {name: ens.predict for name, ens in local.items()}, institutions,
                     n_classes, sum_fn)
-                weights = consortium_weights(validation_auc)
+                predictors = {name: ens.predict for name, ens in local.items()}
                 level1 = {name: ens.predict(dataset.test.images) for name, ens in local.items()}
                 t = timed("groups", t)
             else:
-                local, weights = dict(alone), own_weights
+                local = dict(alone)
+                predictors = {inst.id: _predictor(alone[inst.id]) for inst in institutions}
                 level1 = {inst.id: alone[inst.id].test_probs for inst in institutions}
+            rule_name = resolve_rule(config.rule, config.method)
+            weights = (own_weights if rule_name == "own_auc" and config.method == "ensemble_only"
+                       else apply_rule(rule_name, RuleInputs(
+                           institutions, predictors, n_classes, sum_fn, config.method,
+                           validation_auc)))
             rule = prior
             if config.decision == "balanced":
                 predictors = [_predictor(local[name]) for name in weights]
@@ -316,14 +343,17 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path = "efl_out", *,
                 return prior_corrected(probs, rule) if config.decision == "balanced" else probs
 
             plaintext_probs = weighted_mean(list(level1.values()), list(weights.values()))
-            log(f"[5/7] level 2: secure weighted mean by the committee over "
-                f"{len(institutions)} institutions (weights "
-                f"{', '.join(f'{k} {w:.2f}' for k, w in weights.items())})")
+            opens = "" if config.reveal == "mean" else " (opening only its labels)"
+            log(f"[5/7] level 2: secure weighted mean by the committee{opens} over "
+                f"{len(institutions)} institutions, "
+                + describe_weights(weights, rule_name, validation_auc or None))
             secure = run_secure_round(ledger, versions, level1, weights, committee, dataset,
-                                      frac_bits=config.fixed_point_bits, decide=decide)
+                                      frac_bits=config.fixed_point_bits, decide=decide,
+                                      reveal=config.reveal)
         t = timed("secure_round", t)
     finally:
-        ledger.close()
+        if ledger.kind == "embedded":
+            ledger.close()
 
     log("[6/7] baselines: centralized small CNN and FedAvg (homogeneous small CNN)")
     centralized = train_centralized(dataset, "cnn", config.train,
@@ -336,12 +366,15 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path = "efl_out", *,
         config=config, dataset=dataset, institutions=institutions, alone=alone,
         weights=weights, plaintext_probs=plaintext_probs,
         plaintext=evaluate(decide(plaintext_probs), labels, n_classes, warn=False),
-        secure=secure, secure_eval=evaluate(decide(secure.mean), labels, n_classes, warn=False),
+        secure=secure, secure_eval=evaluate(
+            decide(opened_probabilities(secure, n_classes)) if secure.mean is not None
+            else opened_probabilities(secure, n_classes), labels, n_classes, warn=False),
         centralized=centralized, fedavg=fedavg, versions=versions, ledger_path=ledger_path,
         seconds=stage, groups=group_results, local=local, validation_auc=validation_auc,
         ensemble_only_probs=only_probs,
         ensemble_only=evaluate(only_probs, labels, n_classes, warn=False), level1_probs=level1,
-        class_prior=prior, decision_prior=rule)
+        class_prior=prior, decision_prior=rule,
+        ledger_backend=None if ledger.kind == "embedded" else ledger)
     if write:
         from efl_toolkit.report import write_outputs
 

@@ -22,7 +22,11 @@ from sklearn.preprocessing import label_binarize
 
 from efl_toolkit.atomic import write_text_atomic
 from efl_toolkit.ensemble import argmax_labels, combine
+from efl_toolkit.federation.level2 import describe_weights, resolve_rule
 from efl_toolkit.ledger import open_ledger
+from efl_toolkit.ledger.version_graph import plot_model_versions
+from efl_toolkit.models.capacity import architectures_by_capacity
+from efl_toolkit.plotting import legend_outside, majority_share, save_figure
 from efl_toolkit.training import EvaluationResult, evaluate
 
 if TYPE_CHECKING:
@@ -65,15 +69,18 @@ def build_report(result: ExperimentResult, out_dir: str | Path, total_seconds: f
     unweighted = combine(level1, "mean").probabilities
     vote = combine(level1, "vote").probabilities
     best_id, best = best_single_institution(result)
-    view = open_ledger(result.ledger_path)
-    try:
-        ledger = {"path": os.path.relpath(result.ledger_path, out_dir),
-                  "height": view.height, "verified": bool(view.report.ok),
-                  "head": view.head_hash, "n_transactions": view.report.n_txs,
-                  "first_failure": None if view.report.ok else view.report.summary(),
-                  "round": _round_summary(view)}
-    finally:
-        view.close()
+    if result.ledger_backend is not None:
+        ledger = chain_ledger_block(result.ledger_backend, result.ledger_path, out_dir)
+    else:
+        view = open_ledger(result.ledger_path)
+        try:
+            ledger = {"backend": "embedded", "path": os.path.relpath(result.ledger_path, out_dir),
+                      "height": view.height, "verified": bool(view.report.ok),
+                      "head": view.head_hash, "n_transactions": view.report.n_txs,
+                      "first_failure": None if view.report.ok else view.report.summary(),
+                      "round": _round_summary(view)}
+        finally:
+            view.close()
     institutions = []
     for inst in result.institutions:
         alone = result.alone[inst.id]
@@ -89,6 +96,7 @@ def build_report(result: ExperimentResult, out_dir: str | Path, total_seconds: f
                        for arch, ev in alone.per_model.items()},
             **_method_entry(result, inst.id),
         })
+    rule = resolve_rule(result.config.rule, result.config.method)
     return {
         "dataset": ds.summary(),
         "config": {"preset": result.config.name, "seed": result.config.seed,
@@ -97,21 +105,28 @@ def build_report(result: ExperimentResult, out_dir: str | Path, total_seconds: f
                    "dirichlet_alpha": result.config.dirichlet_alpha,
                    "device_skew": result.config.device_skew,
                    "epochs": result.config.train.epochs, "method": result.config.method,
+                   "rule": result.config.rule, "level2_rule": rule,
+                   "reveal": result.config.reveal, "decision": result.config.decision,
+                   "architectures_by_capacity": architectures_by_capacity(
+                       ds.image_shape, ds.n_classes, result.config.architectures),
                    "effective": dataclasses.asdict(result.config)},
         "institutions": institutions,
         "groups": [g.summary() for g in result.groups.values()],
         "ensembles": {
             "plaintext_mean": {**_scores(result.plaintext), "method": result.config.method,
                                "rule": "weighted mean of the local ensembles' probabilities",
-                               "weights": {k: _num(v) for k, v in result.weights.items()}},
+                               "level2_rule": rule,
+                               "weights": {k: _num(v) for k, v in result.weights.items()},
+                               "weights_explained": describe_weights(
+                                   result.weights, rule, result.validation_auc or None)},
             "secure_mean": {
                 **_scores(result.secure_eval), "method": result.config.method,
                 "parties": secure.n_parties, "committee": secure.committee,
                 "included": list(secure.included), "dropped": list(secure.dropped),
-                "threshold": secure.threshold, "reveal": secure.reveal,
+                "threshold": secure.threshold, "reveal": secure.reveal, "level2_rule": rule,
                 "frac_bits": secure.fixed_point.frac_bits,
                 "error_bound": _num(secure.fixed_point.error_bound),
-                "max_abs_diff_vs_plaintext":
+                "max_abs_diff_vs_plaintext": None if secure.mean is None else
                     float(np.max(np.abs(secure.mean - result.plaintext_probs))),
                 "label_agreement": float(np.mean(secure.labels
                                                  == argmax_labels(result.plaintext_probs))),
@@ -151,6 +166,20 @@ def _method_entry(result: ExperimentResult, inst_id: str) -> dict:
                                                                               math.nan))}}
 
 
+def chain_ledger_block(backend, path: str | Path, out_dir: str | Path) -> dict:
+    """``report.json``'s ``ledger`` block for a chain backend (EVM): the same keys as the
+    embedded ledger's (verified by re-reading its receipts and hashing every artifact), plus
+    the engine's description (``rpc_url``, ``contract``, ``chain_id``...)."""
+    verdict = backend.verify()
+    n_events = sum(len(b.transactions) for b in (backend.block(h) for h in
+                                                 range(backend.height() + 1)))
+    return {**backend.describe(), "path": os.path.relpath(path, out_dir),
+            "height": backend.height(), "verified": verdict.ok, "head": verdict.head,
+            "n_transactions": n_events,
+            "first_failure": None if verdict.ok else verdict.summary,
+            "round": _round_summary(backend)}
+
+
 def _round_summary(view) -> dict | None:
     rounds = view.rounds()
     if not rounds:
@@ -184,7 +213,8 @@ def metric_rows(result: ExperimentResult) -> list[dict]:
 def plot_roc_curves(result: ExperimentResult) -> Figure:
     """ROC curves of every institution, the secure ensemble and the centralized bound.
 
-    Two classes: the positive class's curve; more: the micro-averaged one-vs-rest curve.
+    Two classes: the curve of the positive class (label 1, named in the title from the
+    dataset's class names); more: the micro-averaged one-vs-rest curve. The diagonal is chance.
     """
     labels, n_classes = result.dataset.test.labels, result.dataset.n_classes
     curves = {f"{i} alone": r.test_probs for i, r in result.alone.items()}
@@ -200,11 +230,13 @@ def plot_roc_curves(result: ExperimentResult) -> Figure:
             fpr, tpr, _ = roc_curve(onehot.ravel(), probs.ravel())
         style = {"lw": 2.4} if name == "secure ensemble" else {"lw": 1.2, "alpha": 0.8}
         ax.plot(fpr, tpr, label=name, **style)
-    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8)
-    kind = "positive class" if n_classes == 2 else "micro-average one-vs-rest"
-    ax.set(xlabel="false positive rate", ylabel="true positive rate",
-           title=f"ROC on the test split ({kind})")
-    ax.legend(fontsize="small", loc="lower right")
+    ax.plot([0, 1], [0, 1], ls="--", color="#555555", lw=1.2, label="chance (AUC 0.5)")
+    names = result.dataset.class_names
+    kind = (f"positive class: {names[1]!r} (label 1)" if n_classes == 2
+            else "micro-average one-vs-rest")
+    ax.set(xlabel="false positive rate (0 to 1)", ylabel="true positive rate (0 to 1)",
+           title=f"ROC on the test split\n{kind}", xlim=(0, 1), ylim=(0, 1.01))
+    legend_outside(ax)
     return fig
 
 
@@ -223,55 +255,7 @@ def plot_confusion(evaluation: EvaluationResult, class_names, title: str) -> Fig
     ax.set_xticks(ticks, short, rotation=45 if len(class_names) > 2 else 0, ha="right"
                   if len(class_names) > 2 else "center")
     ax.set_yticks(ticks, short)
-    ax.set(xlabel="predicted", ylabel="true", title=title)
-    return fig
-
-
-def _version_label(v, placed) -> str:
-    """A federated group's rounds read ``r1 r2 ...`` after the first (which names the model)."""
-    if v.model_id.startswith("group-") and v.parent in placed:
-        return f"r{int(v.metrics.get('round', 0))}"
-    name = v.model_id if v.model_id.startswith("group-") else v.architecture
-    return f"{name}\n{v.version[:8]}"
-
-
-def plot_model_versions(ledger_path: str | Path) -> Figure:
-    """The ledger's model-version graph: one lane per institution, rounds gathering versions."""
-    view = open_ledger(ledger_path)
-    try:
-        versions, rounds = view.model_versions(), view.rounds()
-    finally:
-        view.close()
-    lanes = list(dict.fromkeys(v.institution for v in versions))
-    width = min(max(7.5, 0.45 * (len(versions) + len(rounds))), 40.0)
-    fig = Figure(figsize=(width, 1.2 + 0.7 * (len(lanes) + 1)), layout="constrained")
-    ax = fig.add_subplot()
-    where = {}
-    for column, v in enumerate(versions):
-        where[v.version] = (column, lanes.index(v.institution))
-    for v in versions:
-        if v.parent in where:
-            (x0, y0), (x1, y1) = where[v.parent], where[v.version]
-            ax.annotate("", (x1, y1), (x0, y0), arrowprops={"arrowstyle": "->"})
-        x, y = where[v.version]
-        ax.scatter([x], [y], s=260, color="#4c78a8", zorder=3)
-        ax.text(x, y + 0.2, _version_label(v, where), ha="center", va="top", fontsize=7)
-    round_y = len(lanes)
-    for k, rnd in enumerate(rounds):
-        x = len(versions) + k
-        for version in rnd.versions:
-            if version in where:
-                ax.annotate("", (x, round_y), where[version],
-                            arrowprops={"arrowstyle": "->", "color": "#f58518", "alpha": 0.6})
-        ax.scatter([x], [round_y], s=320, marker="s", color="#f58518", zorder=3)
-        ax.text(x, round_y + 0.2, f"{rnd.round_id}\n{rnd.status}", ha="center", va="top",
-                fontsize=7)
-    ax.set_yticks(range(len(lanes) + 1), [*lanes, "rounds"])
-    ax.set_xticks([])
-    ax.set_ylim(-0.9, len(lanes) + 0.9)
-    ax.set_xlim(-0.7, len(versions) + len(rounds) - 0.3)
-    ax.invert_yaxis()
-    ax.set_title("Model versions on the ledger and the rounds that used them")
+    ax.set(xlabel="predicted class", ylabel="true class", title=f"{title} (counts)")
     return fig
 
 
@@ -286,16 +270,17 @@ def save_plots(result: ExperimentResult, out_dir: str | Path) -> list[Path]:
                                                           result.dataset.class_names),
         "metrics.png": plot_metric_comparison(
             metric_rows(result), metric=["accuracy", "balanced_accuracy", "auc"],
-            reference={"chance (AUC, balanced accuracy)": 0.5}),
+            reference={"chance (AUC, balanced accuracy)": 0.5},
+            majority=majority_share(result.dataset.test.labels),
+            title=f"Test-split scores on {result.dataset.name}, higher is better"),
         "roc_curves.png": plot_roc_curves(result),
         "confusion_matrix.png": plot_confusion(result.secure_eval, result.dataset.class_names,
                                                "Secure ensemble, test split"),
-        "model_versions.png": plot_model_versions(result.ledger_path),
+        "model_versions.png": plot_model_versions(result.ledger_backend or result.ledger_path),
     }
     paths = []
     for name, fig in figures.items():
-        fig.savefig(out / name, dpi=110)
-        paths.append(out / name)
+        paths.append(save_figure(fig, out / name))
     return paths
 
 
@@ -313,6 +298,19 @@ def _cell(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def _knobs_line(config: dict) -> str:
+    """The researcher's knobs of a run, one line of ``report.md``."""
+    effective = config.get("effective", {})
+    archs = "; ".join(f"{tier} {' + '.join(names)}"
+                      for tier, names in config.get("architectures_by_capacity", {}).items())
+    return (f"Method `{config.get('method')}`, level-2 rule `{config.get('level2_rule')}`"
+            f" (configured `{config.get('rule')}`), the committee opens "
+            f"`{config.get('reveal')}`, decision `{config.get('decision')}`, partition "
+            f"`{config.get('partition')}` (alpha {config.get('dirichlet_alpha')}), at most "
+            f"{config.get('epochs')} epochs, {effective.get('rounds')} rounds; architectures "
+            f"by capacity: {archs}.")
+
+
 def report_markdown(report: dict) -> str:
     """A readable ``report.md`` rendering of ``report.json``."""
     ds, ens, base, led = (report["dataset"], report["ensembles"], report["baselines"],
@@ -324,7 +322,9 @@ def report_markdown(report: dict) -> str:
         f"classes) split among {_count(len(report['institutions']), 'institution')}; every "
         "score is on "
         f"the official test split ({ds['n_test']} images). Preset `{report['config']['preset']}`,"
-        f" seed {report['config']['seed']}.", "",
+        f" seed {report['config']['seed']}; the effective configuration is `config.effective` in "
+        "report.json.", "",
+        _knobs_line(report["config"]), "",
         "## Institutions (level 1: each trains what its capacity allows)", "",
         "| institution | capacity | device | models | n_train | weight | accuracy | AUC |",
         "|---|---|---|---|---|---|---|---|",
@@ -345,6 +345,8 @@ def report_markdown(report: dict) -> str:
                          f"{', '.join(g['keepers'])} | {rounds} | {tuned} | "
                          f"`{(g['version'] or 'n/a')[:12]}` |")
     method = report["config"].get("method", "hierarchical")
+    if ens["plaintext_mean"].get("weights_explained"):
+        lines += ["", f"Level 2: {ens['plaintext_mean']['weights_explained']}."]
     lines += ["", "## Ensembles and baselines", "",
               "| method | accuracy | balanced accuracy | AUC |", "|---|---|---|---|"]
     named = [(f"{method}, secure (committee)", secure),
@@ -363,11 +365,14 @@ def report_markdown(report: dict) -> str:
         f"A committee of {secure['parties']} compute-party processes on 127.0.0.1 (additive "
         f"shares from the institutions, then MPyC's Shamir sharing; up to "
         f"{_count(secure['threshold'], 'colluding party', 'colluding parties')} learn nothing "
-        f"but the opened mean), {_count(len(secure['included']), 'institution')} included"
+        f"but the opened {'mean' if secure['reveal'] == 'mean' else 'labels'}), "
+        f"{_count(len(secure['included']), 'institution')} included"
         f"{' (dropped: ' + ', '.join(secure['dropped']) + ')' if secure['dropped'] else ''}, "
-        f"{secure['frac_bits']} fractional bits: max |secure - plaintext| = "
-        f"{secure['max_abs_diff_vs_plaintext']:.2e} (bound {secure['error_bound']:.2e}), label "
-        f"agreement {secure['label_agreement']:.3f}, {secure['seconds']:.2f} s.", "",
+        f"{secure['frac_bits']} fractional bits: " + (
+            "only the labels were opened" if secure['max_abs_diff_vs_plaintext'] is None else
+            f"max |secure - plaintext| = {secure['max_abs_diff_vs_plaintext']:.2e} (bound "
+            f"{secure['error_bound']:.2e})") + f", label agreement "
+        f"{secure['label_agreement']:.3f}, {secure['seconds']:.2f} s.", "",
         "## Ledger", "",
         f"`{led['path']}`: height {led['height']}, {led['n_transactions']} signed transactions, "
         f"verified: **{led['verified']}**, head `{led['head'][:16]}...`. Check it with "
@@ -400,7 +405,8 @@ def write_outputs(result: ExperimentResult, out_dir: str | Path, total_seconds: 
     out = Path(out_dir)
     save_plots(result, out)
     report = build_report(result, out, total_seconds)
-    report["ledger"].update(ledger_anchors(Path(result.ledger_path)))
+    if result.ledger_backend is None:  # a chain's anchors are its node's (contract address)
+        report["ledger"].update(ledger_anchors(Path(result.ledger_path)))
     write_text_atomic(out / "report.md", report_markdown(report))
     write_text_atomic(out / "report.json", json.dumps(report, indent=2) + "\n")
     return report

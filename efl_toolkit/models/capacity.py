@@ -20,8 +20,10 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import jax
@@ -30,8 +32,15 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from efl_toolkit.data.institution import CapacityProfile
-from efl_toolkit.models.zoo import ARCHITECTURES, ImageShape, architecture_names, build_model
+from efl_toolkit.data.institution import CAPACITY_TIERS, CapacityProfile, Institution
+from efl_toolkit.models.zoo import (
+    ARCHITECTURES,
+    BUILTIN_ARCHITECTURES,
+    REGISTERED_FOR_TIER,
+    ImageShape,
+    architecture_names,
+    build_model,
+)
 
 #: Training samples per epoch assumed when the caller does not say (about one BreastMNIST
 #: institution out of three).
@@ -149,7 +158,9 @@ def assign_architectures(profile: CapacityProfile, image_shape: ImageShape, n_cl
         n_classes: Number of classes.
         max_models: Size limit of the local ensemble (at least 1).
         n_samples: Training samples per epoch (default :data:`REFERENCE_SAMPLES`).
-        candidates: Architectures to choose from (default: the whole registry).
+        candidates: Architectures to choose from (default: the zoo's own,
+            :data:`~efl_toolkit.models.zoo.BUILTIN_ARCHITECTURES`; registered ones are chosen
+            by tier, :func:`tier_architectures`).
 
     Returns:
         Architecture names, most capable first.
@@ -163,7 +174,7 @@ def assign_architectures(profile: CapacityProfile, image_shape: ImageShape, n_cl
     """
     if max_models < 1:
         raise ValueError(f"max_models must be at least 1, got {max_models}")
-    names = candidates if candidates is not None else architecture_names()
+    names = candidates if candidates is not None else BUILTIN_ARCHITECTURES
     unknown = [name for name in names if name not in ARCHITECTURES]
     if unknown or not names:
         raise ValueError(f"unknown candidate architectures {unknown or names!r}; "
@@ -182,3 +193,50 @@ def assign_architectures(profile: CapacityProfile, image_shape: ImageShape, n_cl
     if not chosen:
         chosen = [min(costs, key=lambda cost: cost.train_flops_per_sample)]
     return tuple(cost.arch for cost in chosen)
+
+
+def tier_architectures(configured: Mapping[str, Sequence[str]] | None = None
+                       ) -> dict[str, tuple[str, ...]]:
+    """The tiers whose architectures are chosen by name rather than measured: those registered
+    with ``register_architecture(..., capacity=tier)``, overridden by ``configured``
+    (``ExperimentConfig.architectures``).
+
+    Example:
+        >>> tier_architectures({"tiny": ["mlp"]})
+        {'tiny': ('mlp',)}
+    """
+    return {**REGISTERED_FOR_TIER, **{t: tuple(a) for t, a in (configured or {}).items()}}
+
+
+def with_architectures(institutions: Sequence[Institution],
+                       configured: Mapping[str, Sequence[str]] | None = None
+                       ) -> tuple[Institution, ...]:
+    """The institutions, each of a tier in :func:`tier_architectures` given those architectures
+    (an institution whose ``architectures`` are already set keeps them; the others keep the
+    measured assignment, :func:`assign_architectures`).
+
+    Example:
+        >>> from efl_toolkit.data import load_dataset, make_institutions
+        >>> insts = make_institutions(load_dataset("breastmnist"), 2, capacities=["tiny", "small"])
+        >>> [i.architectures for i in with_architectures(insts, {"tiny": ["mlp"]})]
+        [('mlp',), ()]
+    """
+    chosen = tier_architectures(configured)
+    return tuple(inst if inst.architectures or inst.capacity.tier not in chosen
+                 else dataclasses.replace(inst, architectures=chosen[inst.capacity.tier])
+                 for inst in institutions)
+
+
+def architectures_by_capacity(image_shape: ImageShape, n_classes: int,
+                              configured: Mapping[str, Sequence[str]] | None = None
+                              ) -> dict[str, list[str]]:
+    """``{tier: architectures}`` for every capacity tier, as a run resolves them (named by a
+    config or a registration, else measured for this image shape and class count).
+
+    Example:
+        >>> architectures_by_capacity((28, 28, 1), 2)["medium"]
+        ['cnn', 'vit']
+    """
+    chosen = tier_architectures(configured)
+    return {tier: list(chosen.get(tier) or assign_architectures(
+        CapacityProfile.preset(tier), image_shape, n_classes)) for tier in CAPACITY_TIERS}

@@ -324,3 +324,77 @@ def build_model(arch: str, image_shape: ImageShape, n_classes: int, rngs: nnx.Rn
         )
     shape = _check_shape(image_shape, n_classes)
     return ARCHITECTURES[arch].builder(shape, int(n_classes), rngs=rngs)
+
+
+#: The zoo's own architectures (capacity assignment by measured cost chooses among these).
+BUILTIN_ARCHITECTURES: tuple[str, ...] = tuple(ARCHITECTURES)
+#: ``{capacity tier: architectures registered for it}`` (:func:`register_architecture`).
+REGISTERED_FOR_TIER: dict[str, tuple[str, ...]] = {}
+
+
+def register_architecture(name: str, builder: Callable[..., nnx.Module], *,
+                          capacity: str | tuple[str, ...] | list[str] = (),
+                          rank: int | None = None, description: str = "",
+                          replace: bool = False) -> Architecture:
+    """Registers one's own Flax NNX architecture, so the pipeline, the ledger (its
+    MODEL_COMMIT ``architecture``), groups, FedAvg and the report can use it by name.
+
+    The model must follow the zoo's calling convention (module docstring):
+    ``builder(image_shape, n_classes, rngs=nnx.Rngs) -> nnx.Module`` and
+    ``model(images, train=False, key=None) -> logits [B, n_classes]`` for ``float32 images
+    [B, H, W, C]`` in ``[0, 1]`` (``key``: dropout randomness when ``train=True``).
+
+    Args:
+        name: A new architecture name (letters, digits, ``_``, ``-``).
+        builder: The factory, e.g. the module class itself.
+        capacity: Capacity tier(s) whose institutions train it by default instead of the
+            measured assignment (``ExperimentConfig.architectures`` still wins); ``()``: only
+            where a config names it.
+        rank: Capability order among architectures (default: after all registered ones).
+        description: One line for people.
+        replace: Allow replacing a registered (not built-in) architecture of that name.
+
+    Raises:
+        ValueError: A bad, taken or built-in name, a builder that is not callable, or an
+            unknown capacity tier.
+
+    Example:
+        >>> arch = register_architecture("tiny-linear", LogisticRegression, capacity="tiny")
+        >>> arch.name in architecture_names(), REGISTERED_FOR_TIER["tiny"]
+        (True, ('tiny-linear',))
+        >>> unregister_architecture("tiny-linear")
+    """
+    if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"architecture name must be letters, digits, '_' or '-', got {name!r}")
+    if name in BUILTIN_ARCHITECTURES or (name in ARCHITECTURES and not replace):
+        raise ValueError(f"architecture {name!r} is already registered"
+                         + ("" if name in BUILTIN_ARCHITECTURES else " (replace=True)"))
+    if not callable(builder):
+        raise ValueError(f"architecture {name!r}: builder must be callable, got "
+                         f"{type(builder).__name__}")
+    from efl_toolkit.data.institution import CAPACITY_TIERS
+
+    tiers = (capacity,) if isinstance(capacity, str) else tuple(capacity)
+    unknown = [t for t in tiers if t not in CAPACITY_TIERS]
+    if unknown:
+        raise ValueError(f"architecture {name!r}: unknown capacity tier {unknown[0]!r}; "
+                         f"choose from {list(CAPACITY_TIERS)}")
+    unregister_architecture(name)
+    rank = max(a.rank for a in ARCHITECTURES.values()) + 1 if rank is None else int(rank)
+    ARCHITECTURES[name] = Architecture(name, builder, rank, description or name)
+    for tier in tiers:
+        REGISTERED_FOR_TIER[tier] = (*REGISTERED_FOR_TIER.get(tier, ()), name)
+    return ARCHITECTURES[name]
+
+
+def unregister_architecture(name: str) -> None:
+    """Removes an architecture added by :func:`register_architecture` (built-ins stay)."""
+    if name in BUILTIN_ARCHITECTURES:
+        raise ValueError(f"{name!r} is a built-in architecture")
+    ARCHITECTURES.pop(name, None)
+    for tier, names in list(REGISTERED_FOR_TIER.items()):
+        kept = tuple(n for n in names if n != name)
+        if kept:
+            REGISTERED_FOR_TIER[tier] = kept
+        else:
+            del REGISTERED_FOR_TIER[tier]
