@@ -3,6 +3,14 @@
 Prints one JSON document (times in seconds; every figure is the min and median of interleaved
 repeats, measured side by side in one run, with the load average before and after):
 
+* ``vs_plain``: the toolkit against the plain MPyC script ``benchmarks/plain_mpyc_argmax.py``
+  (``SecFxp(32,16)`` inputs, summed, ``np_argmax`` opened; or the mean) on the same 1000x10
+  inputs of 3 institutions, each a whole run from process start to opened result: plain,
+  toolkit with one party per institution (3 parties, like the plain script) and toolkit with a
+  committee of 3, interleaved. ``argmax_speedup_vs_plain`` and ``mean_speedup_vs_plain`` are
+  ratios of minimums (plain / toolkit, one party per institution; goals >= 3 and >= 1);
+  ``*_median`` the ratios of medians. ``labels_identical_to_plain`` compares the labels.
+
 * ``committee_sweep``: labels mode on 1000x10 with a committee of 3 compute parties, for
   N = 3, 10, 30, 100 institutions: ``round`` is one round on a running committee (shares
   written, round run, labels opened), ``one_shot`` a whole ``secure_ensemble`` call (process
@@ -28,7 +36,9 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -40,6 +50,9 @@ from efl_toolkit.secure import (
     secure_ensemble,
     secure_sum,
 )
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from plain_mpyc_argmax import inputs, labels_digest, party_commands, run_parties  # noqa: E402
 
 
 def make_inputs(n_inst: int, rows: int, classes: int, seed: int = 0):
@@ -147,10 +160,55 @@ def mean_benchmark(repeats: int) -> dict:
     return {"shape": [1000, 10], "institutions": 3, **{k: stats(v) for k, v in times.items()}}
 
 
+def plain_run(parties: int, rows: int, classes: int, seed: int, mean: bool) -> tuple[float, dict]:
+    """Wall seconds of the plain script's ``parties`` processes, and party 0's JSON line."""
+    commands = party_commands(parties, rows, classes, seed, mean)
+    secs, out = timed(lambda: run_parties(commands))
+    return secs, json.loads(out.strip().splitlines()[-1])
+
+
+def vs_plain(repeats: int, parties: int = 3, rows: int = 1000, classes: int = 10,
+             seed: int = 0) -> dict:
+    """The toolkit and the plain MPyC script side by side, interleaved (see the module doc)."""
+    probs, w = inputs(parties, rows, classes, seed)
+    preds = {f"h{i}": p for i, p in enumerate(probs)}
+    cases = {"argmax": ("labels", False), "mean": ("mean", True)}
+    times: dict[str, list[float]] = {}
+    inner: dict[str, list[float]] = {}
+    same_as_plain = True
+    load = [os.getloadavg()]
+    for _ in range(repeats):
+        for case, (reveal, mean) in cases.items():
+            secs, line = plain_run(parties, rows, classes, seed, mean)
+            times.setdefault(f"plain_{case}", []).append(secs)
+            inner.setdefault(f"plain_{case}", []).append(line["seconds"])
+            for mode, committee in (("per_institution", None), ("committee_of_3", 3)):
+                secs, res = timed(lambda r=reveal, c=committee: secure_ensemble(
+                    preds, w, reveal=r, committee=c, timeout=1800))
+                check_labels(res, preds, w, committee)
+                same_as_plain &= labels_digest(res.labels) == line["labels_sha256"]
+                times.setdefault(f"toolkit_{case}_{mode}", []).append(secs)
+                inner.setdefault(f"toolkit_{case}_{mode}", []).append(
+                    max(p.compute_seconds or 0.0 for p in res.parties))
+        load.append(os.getloadavg())
+    out: dict = {"shape": [rows, classes], "parties": parties, "repeats": repeats,
+                 "wall": {k: stats(v) for k, v in times.items()},
+                 "in_round": {k: stats(v) for k, v in inner.items()},  # connected -> opened
+                 "labels_identical_to_plain": bool(same_as_plain), "load_average": load}
+    for case in cases:
+        for mode in ("per_institution", "committee_of_3"):
+            plain, tool = times[f"plain_{case}"], times[f"toolkit_{case}_{mode}"]
+            key = f"{case}_speedup_vs_plain" + ("" if mode == "per_institution" else "_committee")
+            out[key] = min(plain) / min(tool)
+            out[f"{key}_median"] = statistics.median(plain) / statistics.median(tool)
+    return out
+
+
 def run(repeats: int = 3, quick: bool = False) -> dict:
     """All secure figures as one JSON-ready dict (``quick``: fewer sizes, one repeat)."""
     started = time.perf_counter()
     load_before = os.getloadavg()
+    plain = vs_plain(2 if quick else repeats)
     repeats = 1 if quick else repeats
     sweep = committee_sweep([3, 10, 30, 100] if not quick else [3, 30], repeats)
     old = per_institution([3, 5, 7] if not quick else [3, 7], repeats)
@@ -159,6 +217,9 @@ def run(repeats: int = 3, quick: bool = False) -> dict:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform()},
         "load_average": {"before": load_before, "after": os.getloadavg()},
+        "argmax_speedup_vs_plain": plain["argmax_speedup_vs_plain"],
+        "mean_speedup_vs_plain": plain["mean_speedup_vs_plain"],
+        "vs_plain": plain,
         "committee_sweep": sweep, "per_institution": old,
         "secure_sum": sum_benchmark(repeats), "mean": mean_benchmark(repeats),
         "total_seconds": time.perf_counter() - started,

@@ -42,6 +42,8 @@ import numpy as np
 PINNED_MPYC = "0.11"
 #: Moduli below this fit the uint64 arithmetic used here (``p * 256 < 2^64``).
 _FAST_MODULUS = 1 << 56
+#: Moduli below this allow ``acc * 256 + x * 255 < 2^64`` in :func:`_mulmod`.
+_SMALL_MODULUS = 1 << 55
 
 
 def compare_bits(n_inputs: int, frac_bits: int) -> int:
@@ -60,17 +62,38 @@ def compare_bits(n_inputs: int, frac_bits: int) -> int:
 
 
 def _bytes_to_numbers(digest: bytes, count: int, width: int, bound: int) -> np.ndarray:
-    """``int.from_bytes(chunk, 'little') % bound`` for ``count`` chunks of ``width`` bytes."""
+    """``int.from_bytes(chunk, 'little') % bound`` for ``count`` chunks of ``width`` bytes.
+
+    Byte ``j`` weighs ``256^j mod bound``; up to ``group`` weighted bytes are summed before each
+    reduction without leaving uint64 (``group * 255 * (bound - 1) < 2^64``).
+    """
     chunks = np.frombuffer(digest, dtype=np.uint8, count=count * width).reshape(count, width)
-    acc = np.zeros(count, dtype=np.uint64)
     b = np.uint64(bound)
-    if bound & (bound - 1) == 0:                   # power of two: width <= 8 (bound <= 2^56)
+    if bound & (bound - 1) == 0:                   # power of two: width <= 7 (bound <= 2^56)
+        acc = np.zeros(count, dtype=np.uint64)
         for j in range(width - 1, -1, -1):
             acc = (acc << np.uint64(8)) | chunks[:, j]
         return acc & (b - np.uint64(1))
-    for j in range(width - 1, -1, -1):             # Horner, most significant byte first
-        acc = ((acc << np.uint64(8)) | chunks[:, j]) % b
+    weights = np.array([pow(256, j, bound) for j in range(width)], dtype=np.uint64)
+    group = max(1, min(8, ((1 << 64) - 1) // (255 * (bound - 1))))
+    acc = np.zeros(count, dtype=np.uint64)
+    for g in range(0, width, group):
+        part = chunks[:, g:g + group].astype(np.uint64) @ weights[g:g + group]
+        acc = (acc + part % b) % b
     return acc
+
+
+def _prf_words(prf, s: bytes, count: int) -> np.ndarray:
+    """``prf(s, (count,))`` as uint64 (``prf.max < 2^56``)."""
+    from hashlib import shake_128
+
+    width = prf.byte_length
+    digest = shake_128(prf.key + s).digest(count * width)
+    return _bytes_to_numbers(digest, count, width, prf.max)
+
+
+def _fast_prf(prf) -> bool:
+    return 0 < prf.max < _FAST_MODULUS and prf.byte_length > 0
 
 
 def fast_prf_call(self, s: bytes, n=None):
@@ -79,15 +102,55 @@ def fast_prf_call(self, s: bytes, n=None):
     Only array requests (``n`` a shape) below ``2^56`` take the numpy path; everything else goes
     to MPyC's original method.
     """
-    if not isinstance(n, tuple) or self.max >= _FAST_MODULUS or not self.byte_length:
+    if not isinstance(n, tuple) or not _fast_prf(self):
         return _ORIGINAL["prf"](self, s, n)
-    from hashlib import shake_128
+    return _prf_words(self, s, int(np.prod(n))).astype(object).reshape(n)
 
-    count = int(np.prod(n))
-    width = self.byte_length
-    digest = shake_128(self.key + s).digest(count * width)
-    numbers = _bytes_to_numbers(digest, count, width, self.max)
-    return numbers.astype(object).reshape(n)
+
+def _mulmod(x: np.ndarray, c: int, p: int) -> np.ndarray:
+    """``x * c mod p`` for uint64 ``x < p < 2^55``: Horner over the bytes of ``c``."""
+    c %= p
+    pu, acc = np.uint64(p), np.zeros(x.shape, dtype=np.uint64)
+    for k in range((c.bit_length() + 7) // 8 - 1, -1, -1):
+        acc = (acc * np.uint64(256) + x * np.uint64((c >> (8 * k)) & 255)) % pu
+    return acc
+
+
+def _fast_prss(field, prfs) -> bool:
+    p = field.modulus
+    return (isinstance(p, int) and p < _SMALL_MODULUS
+            and all(_fast_prf(f) for f in prfs.values()))
+
+
+def fast_pseudorandom_share(field, m: int, i: int, prfs, uci: bytes, n: int):
+    """Drop-in for MPyC 0.11's ``thresha.np_pseudorandom_share`` (identical shares, uint64)."""
+    if not _fast_prss(field, prfs):
+        return _ORIGINAL["share"](field, m, i, prfs, uci, n)
+    from mpyc.thresha import _f_S_i
+
+    pu, acc = np.uint64(field.modulus), np.zeros(n, dtype=np.uint64)
+    for subset, prf in prfs.items():
+        acc = (acc + _mulmod(_prf_words(prf, uci, n), int(_f_S_i(field, m, i, subset)),
+                             field.modulus)) % pu
+    return field.array(acc.astype(object), check=False)
+
+
+def fast_pseudorandom_share_0(field, m: int, i: int, prfs, uci: bytes, n: int):
+    """Drop-in for MPyC 0.11's ``thresha.np_pseudorandom_share_0`` (identical shares, uint64)."""
+    if not _fast_prss(field, prfs):
+        return _ORIGINAL["share0"](field, m, i, prfs, uci, n)
+    from mpyc.thresha import _f_S_i
+
+    p = field.modulus
+    pu, acc = np.uint64(p), np.zeros(n, dtype=np.uint64)
+    d = m - len(next(iter(prfs.keys())))
+    for subset, prf in prfs.items():
+        words = _prf_words(prf, uci, n * d).reshape(n, d)
+        y = np.zeros(n, dtype=np.uint64)
+        for j in range(1, d + 1):                  # sum_j prl[:, j] * (i+1)^j
+            y = (y + _mulmod(words[:, j - 1], pow(i + 1, j, p), p)) % pu
+        acc = (acc + _mulmod(y, int(_f_S_i(field, m, i, subset)), p)) % pu
+    return field.array(acc.astype(object), check=False)
 
 
 def uniform_below(bound: int, count: int) -> np.ndarray:
@@ -148,14 +211,19 @@ def fast_randomness(enabled: bool = True):
     if not enabled or mpyc_version() != PINNED_MPYC or _ORIGINAL:
         yield False
         return
-    _ORIGINAL.update(prf=thresha.PRF.__call__, split=thresha.np_random_split)
+    _ORIGINAL.update(prf=thresha.PRF.__call__, split=thresha.np_random_split,
+                     share=thresha.np_pseudorandom_share, share0=thresha.np_pseudorandom_share_0)
     thresha.PRF.__call__ = fast_prf_call
     thresha.np_random_split = fast_random_split
+    thresha.np_pseudorandom_share = fast_pseudorandom_share
+    thresha.np_pseudorandom_share_0 = fast_pseudorandom_share_0
     try:
         yield True
     finally:
         thresha.PRF.__call__ = _ORIGINAL["prf"]
         thresha.np_random_split = _ORIGINAL["split"]
+        thresha.np_pseudorandom_share = _ORIGINAL["share"]
+        thresha.np_pseudorandom_share_0 = _ORIGINAL["share0"]
         _ORIGINAL.clear()
 
 
