@@ -1,12 +1,17 @@
-"""The course notebooks: paired with py:percent twins, committed without outputs, and executed
-top to bottom under the fast preset.
+"""The course notebooks: paired with py:percent twins in ``notebooks/scripts/``, committed
+without outputs, and executed top to bottom under the fast preset.
 
 Every ``notebooks/*.ipynb`` is picked up automatically. Execution uses nbclient with a kernel
 spec written into a temporary folder that points at *this* interpreter (the project's
 virtualenv), so a ``python3`` kernel installed elsewhere on the machine can never be used by
-accident. Each notebook runs in a temporary working directory (nothing is written into the
-repository) with ``EFL_PRESET=classroom_fast`` and a time budget for the whole notebook; a
-failure names the notebook, the failing cell and the error.
+accident. Each notebook runs on its own: in a temporary working directory (nothing is written
+into the repository), with ``EFL_PRESET=classroom_fast``, its own empty temporary folder
+(``TMPDIR``) and its own empty caches (``EFL_CACHE``, ``EFL_WORKDIR`` unset), and a time budget
+for the whole notebook. After the kernel shuts down (gracefully, as JupyterLab does), its
+temporary folder must be empty: no ``efl-*`` run folders, ledgers or keystores left behind.
+The notebook's ``# check:`` cells (``efl_toolkit.course.check``) assert what it teaches, so a
+broken claim in the library fails the run; a failure names the notebook, the failing cell and
+the error. Each notebook's wall time is printed (``-s``) and recorded as a test property.
 """
 
 from __future__ import annotations
@@ -28,8 +33,9 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
+SCRIPT_DIR = NOTEBOOK_DIR / "scripts"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
-PAIRED_FORMATS = "ipynb,py:percent"
+PAIRED_FORMATS = "ipynb,scripts//py:percent"
 KERNEL_NAME = "efl-test-venv"
 #: Seconds one notebook may take from kernel start to its last cell (fast preset, 2 cores).
 NOTEBOOK_BUDGET = 240.0
@@ -59,15 +65,24 @@ def venv_kernel(tmp_path_factory) -> Path:
     return kernels
 
 
-def kernel_environment() -> dict[str, str]:
-    """The kernel's environment: ours, with the fast preset forced."""
-    return {**os.environ, "EFL_PRESET": "classroom_fast",
-            "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+def kernel_environment(tmp: Path | None = None) -> dict[str, str]:
+    """The kernel's environment: ours, with the fast preset forced; with ``tmp``, a private
+    temporary folder and an empty cache under it (so the notebook runs on its own)."""
+    env = {**os.environ, "EFL_PRESET": "classroom_fast",
+           "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+    env.pop("EFL_WORKDIR", None)
+    if tmp is not None:
+        (tmp / "tmp").mkdir(exist_ok=True)
+        env.update(TMPDIR=str(tmp / "tmp"), EFL_CACHE=str(tmp / "cache"))
+    return env
 
 
-def run_notebook(path: Path, kernels: Path, workdir: Path, budget: float = NOTEBOOK_BUDGET):
-    """Executes a notebook in ``workdir`` on the kernel spec found in ``kernels``; returns
-    ``(executed notebook, seconds)``.
+def run_notebook(path: Path, kernels: Path, workdir: Path, budget: float = NOTEBOOK_BUDGET,
+                 env: dict[str, str] | None = None):
+    """Executes a notebook in ``workdir`` on the kernel spec found in ``kernels`` (environment
+    ``env``, default :func:`kernel_environment`); returns ``(executed notebook, seconds)``.
+    The kernel is shut down gracefully (a shutdown request, as JupyterLab sends), so its exit
+    handlers run.
 
     Raises:
         AssertionError: (via ``pytest.fail``) naming the notebook, cell and error on failure.
@@ -89,7 +104,7 @@ def run_notebook(path: Path, kernels: Path, workdir: Path, budget: float = NOTEB
         resources={"metadata": {"path": str(workdir)}}, on_cell_start=on_cell_start)
     started = time.monotonic()
     try:
-        client.execute(env=kernel_environment())
+        client.execute(env=env or kernel_environment())
     except CellTimeoutError:
         pytest.fail(f"{path.name}: cell #{current['index']} still running when the notebook's "
                     f"{budget:g} s budget ran out:\n{_source_head(notebook, current['index'])}",
@@ -101,7 +116,7 @@ def run_notebook(path: Path, kernels: Path, workdir: Path, budget: float = NOTEB
                     pytrace=False)
     finally:  # nbclient shuts down only kernels it created itself; this one is ours
         if manager.has_kernel:
-            run_sync(manager.shutdown_kernel)(now=True)
+            run_sync(manager.shutdown_kernel)(now=False)
     return notebook, time.monotonic() - started
 
 
@@ -114,9 +129,14 @@ def _source_head(notebook, index, lines: int = 12) -> str:
 def test_notebooks_exist_and_every_twin_is_paired():
     assert NOTEBOOKS, f"no notebooks found in {NOTEBOOK_DIR}"
     ipynb = {p.stem for p in NOTEBOOKS}
-    twins = {p.stem for p in NOTEBOOK_DIR.glob("*.py")}
+    twins = {p.stem for p in SCRIPT_DIR.glob("*.py")}
     assert twins == ipynb, (f"unpaired notebooks: .py without .ipynb {sorted(twins - ipynb)}, "
-                            f".ipynb without .py {sorted(ipynb - twins)}")
+                            f".ipynb without .py {sorted(ipynb - twins)} (twins live in "
+                            f"{SCRIPT_DIR.relative_to(ROOT)})")
+    crowding = sorted(p.name for p in NOTEBOOK_DIR.glob("*.py"))
+    assert not crowding, f"{crowding} in {NOTEBOOK_DIR.name}/: .py twins belong in scripts/"
+    config = (NOTEBOOK_DIR / "jupytext.toml").read_text()
+    assert f'formats = "{PAIRED_FORMATS}"' in config, "jupytext.toml must pair into scripts/"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
@@ -134,15 +154,16 @@ def test_notebook_is_clean_and_matches_its_twin(path):
     assert notebook.metadata.get("kernelspec", {}).get("name") == "python3", (
         f"{path.name}: kernelspec must be python3")
 
-    twin = jupytext.read(path.with_suffix(".py"))
+    twin_path = SCRIPT_DIR / f"{path.stem}.py"
+    twin = jupytext.read(twin_path)
     assert twin.metadata.get("jupytext", {}).get("formats") == PAIRED_FORMATS, (
-        f"{path.with_suffix('.py').name}: header lacks formats: {PAIRED_FORMATS}")
+        f"{twin_path.name}: header lacks formats: {PAIRED_FORMATS}")
     ours, theirs = _cell_sources(notebook), _cell_sources(twin)
     assert len(ours) == len(theirs), (f"{path.name} has {len(ours)} cells but its .py twin has "
                                       f"{len(theirs)}: regenerate with jupytext --to ipynb")
     for index, (a, b) in enumerate(zip(ours, theirs, strict=True)):
         assert a == b, (f"{path.name}: cell #{index} differs from the .py twin "
-                        "(the .py is the source: jupytext --to ipynb)")
+                        "(the .py is the source: jupytext --sync notebooks/scripts/*.py)")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
@@ -170,17 +191,46 @@ def test_kernel_is_this_interpreter(venv_kernel, tmp_path):
     assert lines == [sys.executable, str(tmp_path), "classroom_fast"]
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_notebook_has_check_cells(path):
+    """Every notebook asserts what it teaches in at least one marked ``# check:`` cell."""
+    notebook = nbformat.read(path, as_version=4)
+    checks = [c for c in notebook.cells if c.cell_type == "code"
+              and c.source.lstrip().startswith("# check:") and "check(" in c.source]
+    assert checks, f"{path.name}: no '# check:' cell calling efl_toolkit.course.check"
+
+
+def _outputs(executed, kind: str) -> list[str]:
+    """Texts of every output of ``kind`` (``"stdout"`` or ``"text/html"``) of a notebook."""
+    found = []
+    for cell in executed.cells:
+        for output in cell.get("outputs", []):
+            if kind == "stdout" and output.get("name") == "stdout":
+                found.append(output["text"])
+            elif kind != "stdout" and kind in output.get("data", {}):
+                found.append(output["data"][kind])
+    return found
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
-def test_notebook_runs_top_to_bottom(path, venv_kernel, tmp_path):
+def test_notebook_runs_top_to_bottom(path, venv_kernel, tmp_path, record_property):
     before = sorted(p.name for p in NOTEBOOK_DIR.iterdir())
     workdir = tmp_path / "work"
     workdir.mkdir()
-    executed, seconds = run_notebook(path, venv_kernel, workdir)
-    print(f"{path.name}: {seconds:.1f} s")
+    env = kernel_environment(tmp_path)
+    executed, seconds = run_notebook(path, venv_kernel, workdir, env=env)
+    print(f"{path.name}: {seconds:.1f} s wall (load {os.getloadavg()[0]:.1f})")
+    record_property("seconds", round(seconds, 1))
     code_cells = [c for c in executed.cells if c.cell_type == "code"]
     assert all(c.execution_count is not None for c in code_cells), (
         f"{path.name}: not every code cell ran")
+    left = sorted(os.listdir(env["TMPDIR"]))
+    assert not left, f"{path.name} left {left} in its temporary folder after shutdown"
+    passed = "".join(_outputs(executed, "stdout")).count("check passed: ")
+    assert passed >= 1, f"{path.name}: no 'check passed:' line in the outputs"
+    tables = [h for h in _outputs(executed, "text/html") if "<table" in h]
+    assert tables, f"{path.name}: no table rendered as HTML (efl_toolkit.course.show)"
     # (sources other people add to the folder meanwhile are not the notebook's doing)
     written = [name for name in sorted({p.name for p in NOTEBOOK_DIR.iterdir()} - set(before))
                if not name.endswith(SOURCE_SUFFIXES)]

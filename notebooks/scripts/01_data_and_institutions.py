@@ -2,7 +2,7 @@
 # jupyter:
 #   jupytext:
 #     cell_metadata_filter: -all
-#     formats: ipynb,py:percent
+#     formats: ipynb,scripts//py:percent
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -33,12 +33,14 @@
 
 # %%
 # %matplotlib inline
+print("loading JAX, Flax and the toolkit: 2-5 s the first time ...", flush=True)
 from efl_toolkit.config import get_config
+from efl_toolkit.course import check, show
 from efl_toolkit.course.heterogeneity import compare_partitions, heterogeneity_stats
-from efl_toolkit.course.viz import format_table, plot_image_grid, plot_partition_comparison
+from efl_toolkit.course.tables import class_counts_text
+from efl_toolkit.course.viz import plot_image_grid, plot_partition_comparison
 from efl_toolkit.data import (
     DEVICE_PROFILES,
-    format_summary_table,
     institutions_from_config,
     load_dataset,
     make_institutions,
@@ -61,7 +63,7 @@ print(f"preset {config.name}: {config.n_institutions} institutions, partition "
 
 # %%
 dataset = load_dataset(config.dataset)
-dataset.summary()
+show(dataset.summary(), caption="the dataset")
 
 # %% [markdown]
 # A few training images of each class (the number of training examples per class is in
@@ -82,7 +84,8 @@ plot_image_grid(dataset.train, dataset.class_names, per_class=8)
 
 # %%
 institutions = institutions_from_config(dataset, config)
-print(format_summary_table(summary_table(institutions, dataset.n_classes), dataset.class_names))
+show(summary_table(institutions, dataset.n_classes),
+     caption=f"class_counts per institution: {', '.join(map(repr, dataset.class_names))}")
 
 # %%
 plot_class_distribution(institutions, dataset.class_names)
@@ -116,7 +119,12 @@ plot_device_examples(dataset.test.images[0], institutions)
 # - `brightness_spread`, `contrast_spread`: how far apart the devices pushed the images.
 
 # %%
-heterogeneity_stats(institutions, dataset.n_classes)
+stats = heterogeneity_stats(institutions, dataset.n_classes)
+show(stats, caption=f"heterogeneity of this preset's {len(institutions)} institutions")
+print(f"On average an institution's class mix is {stats['label_skew']:.2f} (total variation) "
+      f"away from the pooled mix; the largest holds {stats['size_ratio']:.1f} times as many "
+      f"training images as the smallest; {stats['missing_classes']} institution-class pairs "
+      "have no example at all.")
 
 # %% [markdown]
 # Now the same dataset, the same number of institutions and the same seed under four settings:
@@ -131,7 +139,18 @@ settings = {
     "quantity skew": {"scheme": "quantity", "beta": 0.5},
 }
 rows = compare_partitions(dataset, config.n_institutions, settings, seed=config.seed)
-print(format_table(rows))
+show(rows)
+
+# %% [markdown]
+# **Check:** the IID split has (almost) no label skew, and `alpha = 0.1` has more of it than
+# the preset's milder Dirichlet split.
+
+# %%
+# check: label skew grows from IID to the preset's Dirichlet split to alpha = 0.1
+skew = {row["setting"]: row["label_skew"] for row in rows}
+iid, mild, strong = (skew[name] for name in list(settings)[:3])
+check(iid < mild < strong, "label skew: IID < preset Dirichlet < alpha = 0.1",
+      f"{iid:.3f}, {mild:.3f}, {strong:.3f}")
 
 # %% [markdown]
 # The class mix per institution, side by side (shares of each institution's training data):
@@ -155,9 +174,8 @@ plot_partition_comparison({
 # accuracy in this course is measured on it.
 
 # %%
-print(f"test split: {len(dataset.test)} images, class counts "
-      f"{dataset.test.class_counts(dataset.n_classes).tolist()} "
-      f"({', '.join(dataset.class_names)})")
+print(f"test split: {len(dataset.test)} images in {dataset.n_classes} classes: "
+      f"{class_counts_text(dataset.test.class_counts(dataset.n_classes), dataset.class_names)}")
 
 # %% [markdown]
 # ## Summary

@@ -2,7 +2,7 @@
 # jupyter:
 #   jupytext:
 #     cell_metadata_filter: -all
-#     formats: ipynb,py:percent
+#     formats: ipynb,scripts//py:percent
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -48,16 +48,16 @@
 
 # %%
 # %matplotlib inline
+print("loading JAX, Flax, MPyC and the toolkit: 2-5 s the first time ...", flush=True)
 import dataclasses
-import tempfile
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 from flax import nnx
 
 from efl_toolkit.config import get_config
-from efl_toolkit.course.viz import format_table, plot_rounds
+from efl_toolkit.course import check, show, workdir
+from efl_toolkit.course.viz import plot_rounds
 from efl_toolkit.data import institutions_from_config, load_dataset
 from efl_toolkit.federation import train_each_alone
 from efl_toolkit.federation.aggregation import plaintext_aggregation, secure_aggregation
@@ -94,15 +94,13 @@ print(f"preset {config.name}: {len(institutions)} institutions, {config.dataset}
 # not use itself (its data still counts), and a group of one simply trains alone.
 
 # %%
-print(format_table([{"institution": inst.id, "capacity": inst.capacity.tier,
-                     "n_train": inst.n_train, "n_val": inst.n_val,
-                     "keeps": "+".join(institution_architectures(inst, dataset))}
-                    for inst in institutions]))
+show([{"institution": inst.id, "capacity": inst.capacity.tier, "n_train": inst.n_train,
+       "n_val": inst.n_val, "keeps": "+".join(institution_architectures(inst, dataset))}
+      for inst in institutions])
 groups = form_groups(institutions, dataset)
 print()
-print(format_table([{"architecture": g.architecture, "members": ", ".join(g.members),
-                     "keepers": ", ".join(g.keepers), "group of one": g.alone}
-                    for g in groups]))
+show([{"architecture": g.architecture, "members": ", ".join(g.members),
+       "keepers": ", ".join(g.keepers), "group of one": g.alone} for g in groups])
 
 # %% [markdown]
 # We follow one group from here on: the small CNN, the strongest architecture that more than
@@ -123,9 +121,8 @@ print(f"group {group.architecture}: members {group.members}, keepers {group.keep
 alone = train_each_alone([dataclasses.replace(inst, architectures=(group.architecture,))
                           for inst in members], dataset, config.train, keys.params,
                          progress=True)
-print(format_table([{"member": name, "n_train": by_id[name].n_train,
-                     "best_epoch": r.trained[0].best_epoch, "test_accuracy": r.test.accuracy,
-                     "test_auc": r.test.auc} for name, r in alone.items()]))
+show([{"member": name, "n_train": by_id[name].n_train, "best_epoch": r.trained[0].best_epoch,
+       "test_accuracy": r.test.accuracy, "test_auc": r.test.auc} for name, r in alone.items()])
 
 # %% [markdown]
 # ## 3. The committee and the ledger
@@ -151,7 +148,7 @@ sum_fn = secure_aggregation(committee)
 print(f"committee of {committee.size} compute parties (t = {committee.threshold}) at "
       f"{', '.join(committee.addresses)}; PIDs {[p.process.pid for p in committee.launched]}")
 
-ledger_path = Path(tempfile.mkdtemp(prefix="efl-08-")) / "ledger.sqlite"
+ledger_path = workdir() / "ledger.sqlite"   # this session's run folder, deleted at shutdown
 ledger = Ledger.create(ledger_path, Consortium.generate([inst.id for inst in institutions],
                                                         seed=config.seed))
 registry = ModelRegistry(ledger)
@@ -172,10 +169,9 @@ print(f"ledger {ledger_path} with {len(institutions)} institutions, height {ledg
 # %%
 result = train_groups([group], institutions, dataset, config, keys.params, sum_fn,
                       on_round=record_round, progress=True)[group.architecture]
-print(format_table([{"round": r.round, "participants": ", ".join(r.participants),
-                     "consortium_val_loss": r.val_loss, "consortium_val_auc": r.val_auc,
-                     "seconds": r.seconds, "update_sha256": r.update_sha256[:12],
-                     "version": r.version[:12]} for r in result.rounds]))
+show([{"round": r.round, "participants": ", ".join(r.participants),
+       "consortium_val_loss": r.val_loss, "consortium_val_auc": r.val_auc, "seconds": r.seconds,
+       "update_sha256": r.update_sha256, "version": r.version} for r in result.rounds])
 print(f"kept round {result.best_round} (version {result.version[:12]}); fine-tuned: "
       f"{result.fine_tuned}; {result.seconds:.1f} s")
 
@@ -202,7 +198,7 @@ for label, model in models.items():
                     dataset.n_classes, warn=False)
     rows.append({"model": label, "consortium_val_auc": val_auc[label],
                  "test_accuracy": test.accuracy, "test_auc": test.auc})
-print(format_table(rows))
+show(rows)
 best_alone = max(alone, key=lambda name: val_auc[f"{name} alone"])
 print(f"\ngroup model minus the best member alone ({best_alone}): consortium validation AUC "
       f"{val_auc[group_label] - val_auc[f'{best_alone} alone']:+.3f}")
@@ -212,7 +208,9 @@ print(f"\ngroup model minus the best member alone ({best_alone}): consortium val
 # recorded for its round (the same histograms, summed by the committee).
 
 # %%
-assert abs(val_auc[group_label] - result.rounds[result.best_round - 1].val_auc) < 1e-12
+# check: re-scoring the kept group model gives the consortium AUC recorded for its round
+check(abs(val_auc[group_label] - result.rounds[result.best_round - 1].val_auc) < 1e-12,
+      "the kept model's consortium validation AUC is reproducible")
 print(f"round {result.best_round}: recorded {result.rounds[result.best_round - 1].val_auc:.4f},"
       f" re-scored {val_auc[group_label]:.4f}")
 
@@ -270,7 +268,7 @@ table += [
     {"what": "opened: weighted mean", **first(secure.mean)},
     {"what": "plaintext weighted mean (reference)", **first(plain_mean)},
 ]
-print(format_table(table, digits=6))
+show(table, digits=6)
 
 # %% [markdown]
 # Any two local sums look like random field elements (their sum is one too): only all three
@@ -288,9 +286,11 @@ plot_share_fractions({j: local.astype(np.float64) / modulus for j, local in enum
 # %%
 bound = FixedPoint.for_inputs(len(vectors), SUM_FRAC_BITS).error_bound
 error = float(np.max(np.abs(secure.mean - plain_mean)))
-print(f"max |secure - plaintext| = {error:.2e} <= bound {bound:.2e}")
-assert error <= bound
-assert secure.run.included == group.members and secure.run.dropped == ()
+# check: secure aggregation == plaintext weighted mean within the bound, every member included
+check(error <= bound, "secure mean within N·2^-(f+1) of the plaintext mean",
+      f"{error:.2e} > bound {bound:.2e}")
+check(secure.run.included == group.members and secure.run.dropped == (),
+      "the committee included every member")
 
 # %% [markdown]
 # ## 7. Faults: a member drops out, another sends NaN
@@ -312,23 +312,25 @@ faulty = train_group(mlp_group, by_id, dataset, config.train, keys.params, sum_f
                      local_epochs=config.local_epochs, patience=config.rounds,
                      faults=faults,
                      on_round=lambda rnd, st: record_round(mlp_group, rnd, st))
-print(format_table([{"round": r.round, "participants": ", ".join(r.participants),
-                     "dropped": ", ".join(r.dropped) or "-",
-                     "excluded": "; ".join(f"{k}: {v}" for k, v in r.excluded.items()) or "-",
-                     "consortium_val_auc": r.val_auc} for r in faulty.rounds]))
+show([{"round": r.round, "participants": ", ".join(r.participants),
+       "dropped": ", ".join(r.dropped) or "-",
+       "excluded": "; ".join(f"{k}: {v}" for k, v in r.excluded.items()) or "-",
+       "consortium_val_auc": r.val_auc} for r in faulty.rounds])
 
 # %% [markdown]
 # **Check.** The dropout left round 2 without its member, the NaN update was excluded in
 # round 3 with its reason, and every other round had all members.
 
 # %%
+# check: the dropout and the NaN update were handled as described
 by_round = {r.round: r for r in faulty.rounds}
-assert by_round[2].dropped == (mlp_group.members[0],)
-assert mlp_group.members[0] not in by_round[2].participants
-assert mlp_group.members[1] in by_round[3].excluded
-assert "NaN" in by_round[3].excluded[mlp_group.members[1]]
-assert all(by_round[r].participants == mlp_group.members for r in (1, 4))
-print("dropout and NaN update handled as described")
+dropped, diverged = mlp_group.members[0], mlp_group.members[1]
+check(by_round[2].dropped == (dropped,) and dropped not in by_round[2].participants,
+      f"round 2 went on without {dropped}")
+check("NaN" in by_round[3].excluded.get(diverged, ""),
+      f"round 3 excluded {diverged}'s NaN update, naming the reason")
+check(all(by_round[r].participants == mlp_group.members for r in (1, 4)),
+      "rounds 1 and 4 had every member")
 
 # %% [markdown]
 # ## 8. The lineage of rounds on the ledger
@@ -345,22 +347,26 @@ print(f"ledger verified: {view.report.ok}, height {view.height}, "
 lineage_registry = ModelRegistry(view)
 line = lineage_registry.history(model_id=group_model_id(group.architecture))
 chain = lineage_registry.ancestors(line[0].version)[::-1]          # round 1 first
-print(format_table([{"round": v.metrics["round"], "version": v.version[:12],
-                     "parent": (v.parent or "-")[:12], "committed by": v.institution,
-                     "participants": ", ".join(v.data_summary["participants"]),
-                     "consortium_val_auc": v.metrics.get("consortium_val_auc"),
-                     "block": v.where.height} for v in chain]))
+show([{"round": v.metrics["round"], "version": v.version, "parent": v.parent or "-",
+       "committed by": v.institution, "participants": ", ".join(v.data_summary["participants"]),
+       "consortium_val_auc": v.metrics.get("consortium_val_auc"), "block": v.where.height}
+      for v in chain])
 
 # %% [markdown]
 # **Check.** One version per round, in order, each the child of the previous round's version;
 # the version the group kept is on the line, and the versions in memory match the ledger's.
 
 # %%
-assert [v.metrics["round"] for v in chain] == [r.round for r in result.rounds]
-assert chain[0].parent is None
-assert all(child.parent == parent.version for parent, child in zip(chain, chain[1:], strict=False))
-assert [v.version for v in chain] == [r.version for r in result.rounds]
-assert result.version in {v.version for v in chain}
+# check: the ledger holds the group's rounds as one line of versions
+check(view.report.ok, "the ledger verifies", view.report.summary())
+check([v.metrics["round"] for v in chain] == [r.round for r in result.rounds]
+      and chain[0].parent is None, "one version per round, in order, from a root")
+check(all(child.parent == parent.version for parent, child in zip(chain, chain[1:],
+                                                                  strict=False)),
+      "each round's version is the child of the previous round's")
+check([v.version for v in chain] == [r.version for r in result.rounds]
+      and result.version in {v.version for v in chain},
+      "the versions in memory are the ledger's, and the kept one is on the line")
 print(f"{len(chain)} rounds, each the parent of the next; kept version {result.version[:12]} "
       f"is round {lineage_registry.get(result.version).metrics['round']}")
 
@@ -370,12 +376,11 @@ print(f"{len(chain)} rounds, each the parent of the next; kept version {result.v
 
 # %%
 mlp_line = lineage_registry.history(model_id=group_model_id("mlp"))[::-1]
-print(format_table([{"round": v.metrics["round"], "version": v.version[:12],
-                     "parent": (v.parent or "-")[:12],
-                     "dropped": ", ".join(v.data_summary["dropped"]) or "-",
-                     "excluded": "; ".join(f"{k}: {why}" for k, why
-                                           in v.data_summary["excluded"].items()) or "-"}
-                    for v in mlp_line]))
+show([{"round": v.metrics["round"], "version": v.version, "parent": v.parent or "-",
+       "dropped": ", ".join(v.data_summary["dropped"]) or "-",
+       "excluded": "; ".join(f"{k}: {why}" for k, why in v.data_summary["excluded"].items())
+       or "-"}
+      for v in mlp_line])
 
 # %%
 plot_model_versions(ledger_path)

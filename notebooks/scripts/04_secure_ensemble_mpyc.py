@@ -2,7 +2,7 @@
 # jupyter:
 #   jupytext:
 #     cell_metadata_filter: -all
-#     formats: ipynb,py:percent
+#     formats: ipynb,scripts//py:percent
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -45,13 +45,14 @@
 
 # %%
 # %matplotlib inline
+print("loading JAX, Flax, MPyC and the toolkit: 2-5 s the first time ...", flush=True)
 import dataclasses
 import time
 
 import numpy as np
 
 from efl_toolkit.config import get_config
-from efl_toolkit.course.viz import format_table
+from efl_toolkit.course import check, show
 from efl_toolkit.data import institutions_from_config, load_dataset
 from efl_toolkit.ensemble import hierarchical_ensemble, weighted_mean
 from efl_toolkit.federation import train_each_alone
@@ -206,9 +207,9 @@ local = train_each_alone(quick, dataset, config, keys.params, progress=True)
 model_probs = {name: [predict_proba(t.model, dataset.test.images) for t in result.trained]
                for name, result in local.items()}
 weights = {inst.id: inst.n_train for inst in institutions}  # level 2: weight by data size
-print(format_table([{"institution": name, "n_train": weights[name], "models": r.architectures,
-                     "accuracy": r.test.accuracy, "auc": r.test.auc}
-                    for name, r in local.items()]))
+show([{"institution": name, "n_train": weights[name], "models": r.architectures,
+     "accuracy": r.test.accuracy, "auc": r.test.auc}
+    for name, r in local.items()])
 
 # %% [markdown]
 # With these predictions we can measure the fixed-point error on real data: the measured error
@@ -252,10 +253,10 @@ result = secure_ensemble(level1, weights, reveal="mean", committee=None, transcr
                          on_spawn=lambda pids: print("party processes started, PIDs:", pids))
 print(f"{result.n_parties} parties, t = {result.threshold}, secret: {result.secret}, "
       f"{result.seconds:.2f} s wall time")
-print(format_table([{"party": p.index, "institution": p.name, "address": p.address,
-                     "status": p.status, "connect_s": p.connect_seconds,
-                     "compute_s": p.compute_seconds, "bytes_sent": p.bytes_sent}
-                    for p in result.parties]))
+show([{"party": p.index, "institution": p.name, "address": p.address,
+     "status": p.status, "connect_s": p.connect_seconds,
+     "compute_s": p.compute_seconds, "bytes_sent": p.bytes_sent}
+    for p in result.parties])
 
 # %% [markdown]
 # The exact command each party ran — across machines, each institution would run its own line
@@ -271,20 +272,30 @@ print(result.parties[0].shell_command)
 # stay within the fixed-point bound.
 
 # %%
-check = agreement(result, level1, weights)
-print(f"labels equal the reference: {check['labels_equal_reference']}; "
-      f"max |secure mean - reference| = {check['max_abs_diff_vs_reference']:.1e}; "
-      f"max |secure mean - float mean| = {check['max_abs_diff_vs_float']:.1e} "
-      f"(bound {check['error_bound']:.1e})")
+agreed = agreement(result, level1, weights)
+print(f"labels equal the reference: {agreed['labels_equal_reference']}; "
+      f"max |secure mean - reference| = {agreed['max_abs_diff_vs_reference']:.1e}; "
+      f"max |secure mean - float mean| = {agreed['max_abs_diff_vs_float']:.1e} "
+      f"(bound {agreed['error_bound']:.1e})")
 plain = hierarchical_ensemble(model_probs, level2_weights=weights)
 print("labels equal the plaintext hierarchical ensemble's:",
       bool(np.array_equal(result.labels, plain.labels)))
-print(format_table([
+show([
     {"ensemble": "plaintext (notebook 03)", **evaluate(plain.probabilities, dataset.test.labels,
                                                        dataset.n_classes).to_dict()},
     {"ensemble": f"secure, {result.n_parties} parties", **evaluate(result.mean, dataset.test.labels,
                                                  dataset.n_classes).to_dict()},
-], columns=["ensemble", "accuracy", "auc"]))
+], columns=["ensemble", "accuracy", "auc"])
+
+# %%
+# check: secure == plaintext within the fixed-point error bound
+check(agreed["labels_equal_reference"] and agreed["max_abs_diff_vs_reference"] == 0.0,
+      "the secure round opened exactly the plaintext fixed-point reference")
+check(agreed["max_abs_diff_vs_float"] <= agreed["error_bound"],
+      "the secure mean is within M·2^-(f+1) of the float weighted mean",
+      f"{agreed['max_abs_diff_vs_float']:.2e} > bound {agreed['error_bound']:.2e}")
+check(bool(np.array_equal(result.labels, plain.labels)),
+      "the secure labels equal the plaintext hierarchical ensemble's")
 
 # %% [markdown]
 # ## 6. What did each party see? The transcript
@@ -335,7 +346,7 @@ labels_only = secure_ensemble(level1, weights, reveal="labels", committee=None)
 print(f"mean opened: {labels_only.mean is not None}; labels equal the mean round's: "
       f"{bool(np.array_equal(labels_only.labels, result.labels))}; equal the reference: "
       f"{agreement(labels_only, level1, weights)['labels_equal_reference']}")
-print(format_table([round_costs(result), round_costs(labels_only)]))
+show([round_costs(result), round_costs(labels_only)])
 
 # %% [markdown]
 # ## 7. Two roles: institutions and a committee
@@ -384,11 +395,11 @@ print(committee_view.explain(institution=0, row=0))
 
 # %%
 shown_rows = range(3)
-print(format_table([
+show([
     {"institution": name, "row": row,
      **{f"to compute party {j}": [int(x) for x in share[row]]
         for j, share in enumerate(committee_view.sent[name])}}
-    for name in committee_view.institutions for row in shown_rows]))
+    for name in committee_view.institutions for row in shown_rows])
 
 # %% [markdown]
 # **What each compute party saw**: only the shares addressed to it, and its local sum of them.
@@ -408,7 +419,7 @@ table.append({"what": f"all {n_compute} together: encoded sum", **{
     for row in shown_rows}})
 table.append({"what": "opened mean", **{
     f"row {row}": by_committee.mean[row].round(5).tolist() for row in shown_rows}})
-print(format_table(table))
+show(table)
 
 # %% [markdown]
 # **Check.** All three local sums reconstruct exactly the encoded sum that the plaintext
@@ -417,11 +428,14 @@ print(format_table(table))
 # row, divided by `p`, are spread evenly over `[0, 1)`, like the Shamir shares of section 6.
 
 # %%
+# check: the local sums reconstruct the encoded sum exactly; the mean is within the bound
 reference = plaintext_reference(level1, weights, reveal="mean")
 recorded = committee_view.reconstruct(range(n_compute))
-assert np.array_equal(recorded, reference.sum[:len(recorded)])
+check(np.array_equal(recorded, reference.sum[:len(recorded)]),
+      "all local sums together give exactly the reference's encoded sum")
 committee_check = agreement(by_committee, level1, weights)
-assert committee_check["max_abs_diff_vs_float"] <= committee_check["error_bound"]
+check(committee_check["max_abs_diff_vs_float"] <= committee_check["error_bound"],
+      "the committee's mean is within the fixed-point bound of the float mean")
 print(f"{len(recorded)} rows reconstructed exactly; max |committee mean - float mean| = "
       f"{committee_check['max_abs_diff_vs_float']:.1e} (bound "
       f"{committee_check['error_bound']:.1e})")
@@ -443,22 +457,25 @@ missing = by_committee.institutions[1]
 with Committee(config.n_parties) as committee:
     everyone = committee_ensemble(committee, level1, weights, reveal="mean")
     without = committee_ensemble(committee, level1, weights, reveal="mean", absent=[missing])
-print(format_table([{"round": label, "included": ", ".join(r.included),
-                     "dropped": ", ".join(r.dropped) or "-",
-                     "weights": [round(float(w), 3) for w in r.weights],
-                     "round_seconds": r.seconds}
-                    for label, r in [("everyone", everyone), (f"{missing} absent", without)]]))
+show([{"round": label, "included": ", ".join(r.included),
+     "dropped": ", ".join(r.dropped) or "-",
+     "weights": [round(float(w), 3) for w in r.weights],
+     "round_seconds": r.seconds}
+    for label, r in [("everyone", everyone), (f"{missing} absent", without)]])
 
 # %% [markdown]
 # **Check.** The round without it equals the float weighted mean of the others alone (within
 # the fixed-point bound), and its weight is zero.
 
 # %%
+# check: the dropped institution is left out and the others' weighted mean is opened
 others = [name for name in by_committee.institutions if name != missing]
 expected = weighted_mean([level1[name] for name in others], [weights[name] for name in others])
 gap = float(np.max(np.abs(without.mean - expected)))
-assert without.dropped == (missing,) and without.included == tuple(others)
-assert gap <= without.fixed_point.error_bound
+check(without.dropped == (missing,) and without.included == tuple(others),
+      f"{missing} is dropped and every other institution included")
+check(gap <= without.fixed_point.error_bound,
+      "the round without it equals the others' float weighted mean within the bound")
 print(f"max |mean without {missing} - weighted mean of {others}| = {gap:.1e} "
       f"(bound {without.fixed_point.error_bound:.1e})")
 
@@ -482,7 +499,7 @@ for n_institutions in (3, 7):
                         "wall_seconds": time.perf_counter() - started,
                         "labels_equal_reference":
                             agreement(run, predictions)["labels_equal_reference"]})
-print(format_table(timings))
+show(timings)
 
 # %% [markdown]
 # ### The whole hierarchy in one call
@@ -513,8 +530,8 @@ settings = [{"reveal": reveal, "parties": 3, "rows": rows}
             for reveal in ("mean", "labels") for rows in (16, 128, 512)]
 settings += [{"reveal": "labels", "parties": 5, "rows": rows} for rows in (16, 128, 512)]
 costs = measure_round_costs(settings, n_classes=dataset.n_classes, seed=config.seed)
-print(format_table(costs, columns=["reveal", "parties", "rows", "wall_seconds",
-                                   "compute_seconds", "bytes_sent", "labels_equal_reference"]))
+show(costs, columns=["reveal", "parties", "rows", "wall_seconds",
+     "compute_seconds", "bytes_sent", "labels_equal_reference"])
 plot_round_costs(costs)
 
 # %% [markdown]

@@ -2,7 +2,7 @@
 # jupyter:
 #   jupytext:
 #     cell_metadata_filter: -all
-#     formats: ipynb,py:percent
+#     formats: ipynb,scripts//py:percent
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -44,10 +44,12 @@
 
 # %%
 # %matplotlib inline
+print("loading JAX, Flax and the toolkit: 2-5 s the first time ...", flush=True)
 import numpy as np
 
 from efl_toolkit.baselines import fedavg_train, train_centralized
 from efl_toolkit.config import get_config
+from efl_toolkit.course import check, show
 from efl_toolkit.course.comparison import (
     best_row,
     ensemble_rows,
@@ -58,7 +60,7 @@ from efl_toolkit.course.comparison import (
     verdict,
 )
 from efl_toolkit.course.summaries import majority_class_accuracy
-from efl_toolkit.course.viz import format_table, plot_metric_comparison, plot_rounds
+from efl_toolkit.course.viz import plot_metric_comparison, plot_rounds
 from efl_toolkit.data import institutions_from_config, load_dataset
 from efl_toolkit.ensemble import weighted_mean
 from efl_toolkit.federation import level2, train_each_alone
@@ -83,7 +85,10 @@ institutions = institutions_from_config(dataset, config)
 # ## 1. The federation from notebook 02
 #
 # Same preset, same seed, same keys: the same institutions train the same models as in
-# notebook 02 (it takes a little while; the progress bars show each model).
+# notebook 02 (the progress bars show each model).
+#
+# *This cell takes about 25 s on 2 cores (classroom preset; up to twice that on a busy
+# machine).*
 
 # %%
 results = train_each_alone(institutions, dataset, config, keys.params, progress=True)
@@ -95,7 +100,7 @@ results = train_each_alone(institutions, dataset, config, keys.params, progress=
 # protection: the local ensemble is the mean of its models' class probabilities.
 
 # %%
-print(format_table(level1_rows(results)))
+show(level1_rows(results))
 
 # %% [markdown]
 # ## 3. Level 2: combining institutions
@@ -108,7 +113,7 @@ print(format_table(level1_rows(results)))
 #   — all it can know about itself, and misleading when that share is skewed.
 
 # %%
-print(format_table(level2_weights(results, institutions)))
+show(level2_weights(results, institutions))
 
 # %% [markdown]
 # Every ensemble next to every institution alone, on the shared test split. *Flat* rules treat
@@ -117,7 +122,7 @@ print(format_table(level2_weights(results, institutions)))
 
 # %%
 rows = ensemble_rows(results, institutions, dataset)
-print(format_table(rows))
+show(rows)
 
 # %%
 plot_metric_comparison(rows, metric=["balanced_accuracy", "auc"],
@@ -169,13 +174,14 @@ pooled_auc = level2.consortium_validation_auc({name: ens.predict for name, ens i
                                               institutions, dataset.n_classes,
                                               plaintext_aggregation)
 pooled_weights = level2.consortium_weights(pooled_auc)
-print(format_table([{"institution": inst.id, "n_val": inst.n_val,
-                     "val_class_counts": inst.val.class_counts(dataset.n_classes).tolist(),
-                     "own_val_auc": own_auc[inst.id], "weight_first_design": own_weights[inst.id],
-                     "consortium_val_auc": pooled_auc[inst.id],
-                     "weight_method": pooled_weights[inst.id],
-                     "test_auc_alone": results[inst.id].test.auc}
-                    for inst in institutions]))
+show([{"institution": inst.id, "n_val": inst.n_val,
+       "val_class_counts": inst.val.class_counts(dataset.n_classes).tolist(),
+       "own_val_auc": own_auc[inst.id], "weight_first_design": own_weights[inst.id],
+       "consortium_val_auc": pooled_auc[inst.id], "weight_method": pooled_weights[inst.id],
+       "test_auc_alone": results[inst.id].test.auc}
+      for inst in institutions])
+print("first design:", level2.describe_weights(own_weights, "own_auc", own_auc))
+print("the method:  ", level2.describe_weights(pooled_weights, "consortium_auc", pooled_auc))
 
 # %% [markdown]
 # The histogram AUC is the AUC of the pooled validation images, up to the bin width: computed
@@ -185,11 +191,22 @@ print(format_table([{"institution": inst.id, "n_val": inst.n_val,
 # %%
 pooled_images = np.concatenate([inst.val.images for inst in institutions])
 pooled_labels = np.concatenate([inst.val.labels for inst in institutions])
-for name, ens in local.items():
-    direct = evaluate(ens.predict(pooled_images), pooled_labels, dataset.n_classes,
-                      warn=False).auc
-    print(f"{name}: pooled-histogram AUC {pooled_auc[name]:.4f}, direct AUC on all validation "
-          f"images {direct:.4f} ({HISTOGRAM_BINS} bins)")
+direct_auc = {name: evaluate(ens.predict(pooled_images), pooled_labels, dataset.n_classes,
+                             warn=False).auc for name, ens in local.items()}
+show([{"institution": name, "pooled-histogram AUC": pooled_auc[name],
+       "direct AUC, all validation images": direct_auc[name],
+       "difference": pooled_auc[name] - direct_auc[name]} for name in local],
+     digits=4, caption=f"{HISTOGRAM_BINS} histogram bins")
+
+# %%
+# check: the AUC from summed histograms equals the direct pooled AUC up to the bin width
+gap = max(abs(pooled_auc[name] - direct_auc[name]) for name in local)
+check(gap <= 0.01, "pooled-histogram AUC within 0.01 of the direct AUC for every institution",
+      f"largest gap {gap:.4f}")
+check(abs(sum(pooled_weights.values()) - 1) < 1e-9 and all(
+      pooled_weights[n] < 0.01 for n in pooled_weights if not pooled_auc[n] > 0.5),
+      "the method's weights sum to 1, and an AUC at or below chance gets (almost) no say",
+      f"weights {pooled_weights}")
 
 # %% [markdown]
 # The two weightings in the same hierarchical ensemble (level 1: each institution's mean;
@@ -206,7 +223,7 @@ weightings = {
 weighting_rows = [evaluation_row(name, "ensemble", evaluate(
     weighted_mean(level1_probs, [w[inst.id] for inst in institutions]), dataset.test.labels,
     dataset.n_classes, warn=False)) for name, w in weightings.items()]
-print(format_table(weighting_rows))
+show(weighting_rows)
 
 # %% [markdown]
 # ## 5. Why not just average the models? (FedAvg)
@@ -216,7 +233,7 @@ print(format_table(weighting_rows))
 
 # %%
 models = primary_models(results)
-print(format_table(parameter_summary(models)))
+show(parameter_summary(models))
 
 # %% [markdown]
 # Averaging them anyway fails, and the error says exactly why:
@@ -224,8 +241,17 @@ print(format_table(parameter_summary(models)))
 # %%
 try:
     average_parameters(models)
+    mismatch = None
 except ArchitectureMismatchError as error:
+    mismatch = error
     print(f"ArchitectureMismatchError: {error}")
+
+# %%
+# check: parameters of different architectures cannot be averaged
+architectures = {r.trained[0].arch for r in results.values()}
+check(mismatch is not None or len(architectures) == 1,
+      "average_parameters refuses models of different architectures",
+      f"architectures {sorted(architectures)}")
 
 # %% [markdown]
 # ## 6. The homogeneous FedAvg baseline
@@ -241,7 +267,7 @@ except ArchitectureMismatchError as error:
 # Who can afford the CNN?
 
 # %%
-print(format_table(affordability(institutions, dataset.image_shape, dataset.n_classes, "cnn")))
+show(affordability(institutions, dataset.image_shape, dataset.n_classes, "cnn"))
 common = common_architecture(institutions, dataset.image_shape, dataset.n_classes)
 print(f"the most capable architecture everyone can afford: {common}")
 
@@ -279,7 +305,7 @@ everything = rows + [
     evaluation_row(f"FedAvg {common} (affordable)", "baseline", fedavg_common.final),
     evaluation_row("centralized cnn (pooled data)", "baseline", centralized.test),
 ]
-print(format_table(everything))
+show(everything)
 plot_metric_comparison(everything, metric=["balanced_accuracy", "auc"],
                        reference={"chance": 0.5})
 

@@ -2,7 +2,7 @@
 # jupyter:
 #   jupytext:
 #     cell_metadata_filter: -all
-#     formats: ipynb,py:percent
+#     formats: ipynb,scripts//py:percent
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -35,7 +35,9 @@
 
 # %%
 # %matplotlib inline
+print("loading JAX, Flax and the toolkit: 2-5 s the first time ...", flush=True)
 from efl_toolkit.config import get_config
+from efl_toolkit.course import check, show
 from efl_toolkit.course.summaries import (
     architecture_rows,
     capacity_rows,
@@ -44,11 +46,18 @@ from efl_toolkit.course.summaries import (
     model_rows,
     training_histories,
 )
-from efl_toolkit.course.viz import format_table, plot_metric_comparison, plot_training_curves
+from efl_toolkit.course.viz import plot_metric_comparison, plot_training_curves
 from efl_toolkit.data import institutions_from_config, load_dataset
 from efl_toolkit.federation import train_each_alone
 from efl_toolkit.rng import experiment_keys
-from efl_toolkit.training.serialize import version_hash
+from efl_toolkit.training.serialize import (
+    arrays_to_bytes,
+    model_arrays,
+    params_from_bytes,
+    params_to_bytes,
+    sha256_hex,
+    version_hash,
+)
 
 config = get_config()
 keys = experiment_keys(config.seed)
@@ -67,7 +76,7 @@ print(f"preset {config.name}: {len(institutions)} institutions, up to {config.tr
 # the most FLOPs.
 
 # %%
-print(format_table(architecture_rows(dataset.image_shape, dataset.n_classes)))
+show(architecture_rows(dataset.image_shape, dataset.n_classes))
 
 # %% [markdown]
 # ## 2. From capacity to architectures
@@ -77,7 +86,7 @@ print(format_table(architecture_rows(dataset.image_shape, dataset.n_classes)))
 # still fits (at most two here). An institution's models form its **local ensemble**.
 
 # %%
-print(format_table(capacity_rows(institutions, dataset)))
+show(capacity_rows(institutions, dataset))
 
 # %% [markdown]
 # ## 3. Local training
@@ -87,10 +96,13 @@ print(format_table(capacity_rows(institutions, dataset)))
 # validation share (the best epoch is kept). Keys are explicit: institution `i` trains with a
 # key folded from the experiment's parameter key, so the whole run is reproducible from the
 # seed. The progress bars show each model's epochs.
+#
+# *This cell takes about 25 s on 2 cores (classroom preset; up to twice that on a busy
+# machine).*
 
 # %%
 results = train_each_alone(institutions, dataset, config, keys.params, progress=True)
-print(format_table(model_rows(results)))
+show(model_rows(results))
 
 # %% [markdown]
 # The training curves: loss on the institution's training share, and accuracy on its own
@@ -110,7 +122,7 @@ plot_training_curves(training_histories(results), metric="val_accuracy")
 
 # %%
 alone = institution_rows(results)
-print(format_table(alone))
+show(alone)
 chance = majority_class_accuracy(dataset.test.labels, dataset.n_classes)
 plot_metric_comparison(alone, metric=["accuracy", "balanced_accuracy", "auc"],
                        reference={"majority-class accuracy": chance})
@@ -126,6 +138,21 @@ plot_metric_comparison(alone, metric=["accuracy", "balanced_accuracy", "auc"],
 # %%
 first = results[institutions[0].id].trained[0]
 print(f"{institutions[0].id} / {first.arch}: {version_hash(first.model)}")
+
+# %% [markdown]
+# **Check:** a version hash is a fingerprint of the parameters: serializing the model and
+# loading the bytes into a fresh model gives the same hash, and changing a single weight gives
+# a different one.
+
+# %%
+# check: equal parameters give equal version hashes; one changed weight changes the hash
+copy = params_from_bytes(first.model, params_to_bytes(first.model))
+check(version_hash(copy) == version_hash(first.model), "a reloaded model has the same hash")
+arrays = model_arrays(first.model)
+name = next(key for key, value in arrays.items() if value.dtype.kind == "f")
+changed = arrays_to_bytes({**arrays, name: (arrays[name] + 1e-3).astype(arrays[name].dtype)})
+check(sha256_hex(changed) != version_hash(first.model),
+      f"changing the weights '{name}' by 0.001 changes the hash")
 
 # %% [markdown]
 # ## Summary

@@ -2,7 +2,7 @@
 # jupyter:
 #   jupytext:
 #     cell_metadata_filter: -all
-#     formats: ipynb,py:percent
+#     formats: ipynb,scripts//py:percent
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -66,14 +66,16 @@
 # that says what is wrong. The MPyC check runs a tiny secure sum in a separate Python process.
 
 # %%
+print("checking this machine (a tiny secure sum in a separate MPyC process): about 5 s ...",
+      flush=True)
+from efl_toolkit.course import check, show
 from efl_toolkit.course.setup_check import (
-    describe_presets,
-    format_checks,
-    package_versions,
-    require_ready,
-    run_setup_checks,
+      describe_presets,
+      format_checks,
+      package_versions,
+      require_ready,
+      run_setup_checks,
 )
-from efl_toolkit.course.viz import format_table
 
 results = run_setup_checks()
 print(format_checks(results))
@@ -85,7 +87,8 @@ print(format_checks(results))
 # %%
 require_ready(results)
 print("Ready.")
-package_versions()
+show([{"package": name, "version": version or "not installed"}
+      for name, version in package_versions().items()])
 
 # %% [markdown]
 # ### About the MPyC warning
@@ -98,20 +101,37 @@ package_versions()
 # secret, because one party holds everything. That is why the check above warns. Notebook 04
 # launches `M` separate party processes that talk over the network (loopback here) — only then
 # is anything actually kept secret.
+#
+# **Check cells.** Cells that start with `# check:` assert what the notebook has just taught,
+# with `efl_toolkit.course.check`: each prints `check passed: ...`, or stops with
+# `check failed: ...` naming the claim that no longer holds. The course's tests run them too.
+
+# %%
+# check: MPyC works, and this kernel on its own is ONE party (no secrecy)
+by_name = {r.name: r for r in results}
+check(by_name["mpyc"].status == "ok", "MPyC computed a secure sum", by_name["mpyc"].detail)
+check(by_name["mpyc parties"].status == "warn" and "m=1" in by_name["mpyc parties"].detail,
+      "a single process is a single MPyC party (m=1, t=0)", by_name["mpyc parties"].detail)
 
 # %% [markdown]
 # ## 2. Presets: fast for the classroom, larger for the paper
 #
 # Every notebook reads its settings from one preset. `classroom_fast` (the default) keeps each
-# notebook to well under a minute on a 2-core laptop; `paper` trains longer with more
-# institutions. Choose with an environment variable *before* starting Jupyter:
+# notebook to about a minute or less on a 2-core laptop (the notebook map in
+# `notebooks/README.md` gives measured times); `paper` trains longer with more institutions.
+# Choose with an environment variable *before* starting Jupyter:
 #
 # ```bash
 # EFL_PRESET=paper jupyter lab notebooks/
 # ```
+#
+# or from inside a running notebook, before its other cells run: either `%env EFL_PRESET=paper`
+# followed by **Kernel > Restart Kernel and Run All Cells**, or
+# `from efl_toolkit.course import use_preset; use_preset("paper")` and then run the notebook
+# from the top.
 
 # %%
-print(format_table(describe_presets()))
+show(describe_presets())
 
 # %% [markdown]
 # ## Summary
@@ -129,7 +149,10 @@ print(format_table(describe_presets()))
 # 1. Run `run_setup_checks()` in a terminal:
 #    `python -c "from efl_toolkit.course.setup_check import *;
 #    print(format_checks(run_setup_checks(progress=False)))"`. Do you get the same result as here?
-# 2. Restart the kernel with `EFL_PRESET=paper` and run the preset check again: what changed?
+# 2. Switch to the paper preset and run the preset check again: what changed? In a new cell
+#    at the top run `%env EFL_PRESET=paper`, then **Kernel > Restart Kernel and Run All
+#    Cells** (or run `efl_toolkit.course.use_preset("paper")` and re-run the notebook from the
+#    top). Switch back with `%env EFL_PRESET=classroom_fast` and a restart.
 # 3. Corrupt a *copy* of an embedded `.npz` file (flip one byte) and compute its MD5 with
 #    `efl_toolkit.data.medmnist.md5sum`. Why does the toolkit compare checksums at all?
 # 4. With `M = 5` parties, how many may collude without learning anyone's input? With `M = 4`?

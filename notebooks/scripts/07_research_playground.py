@@ -2,7 +2,7 @@
 # jupyter:
 #   jupytext:
 #     cell_metadata_filter: -all
-#     formats: ipynb,py:percent
+#     formats: ipynb,scripts//py:percent
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -43,11 +43,10 @@
 
 # %%
 # %matplotlib inline
-import tempfile
-from pathlib import Path
-
+print("loading JAX, Flax and the toolkit: 2-5 s the first time ...", flush=True)
 from efl_toolkit.config import get_config
-from efl_toolkit.course.viz import format_table, plot_metric_comparison
+from efl_toolkit.course import check, show, workdir
+from efl_toolkit.course.viz import plot_metric_comparison
 from efl_toolkit.data import load_dataset
 from efl_toolkit.ledger import Audit, ModelRegistry, open_ledger
 from efl_toolkit.pipeline import ROUND_ID
@@ -76,10 +75,10 @@ from efl_toolkit.secure.plots import plot_fixed_point_errors
 config = get_config()
 dataset = load_dataset(config.dataset)
 seeds = range(config.seed, config.seed + 3)
-workdir = Path(tempfile.mkdtemp(prefix="efl-07-"))
+folder = workdir()   # this session's run folder, deleted when the kernel shuts down
 print(f"preset {config.name}: {config.n_institutions} institutions, partition "
       f"{config.partition} (alpha {config.dirichlet_alpha}), sweeps averaged over seeds "
-      f"{list(seeds)}; scratch folder {workdir}")
+      f"{list(seeds)}; scratch folder {folder}")
 
 # %% [markdown]
 # ## 1. One federation, trained once
@@ -92,7 +91,7 @@ print(f"preset {config.name}: {config.n_institutions} institutions, partition "
 
 # %%
 fed = train_federation(config, dataset, progress=True)
-print(format_table(claims_rows(fed)))
+show(claims_rows(fed))
 
 # %% [markdown]
 # ## 2. The level-2 rule
@@ -103,7 +102,7 @@ print(format_table(claims_rows(fed)))
 
 # %%
 rules = rule_rows(fed)
-print(format_table(rules))
+show(rules)
 plot_metric_comparison(rules, metric=["balanced_accuracy", "auc"], name_key="rule",
                        reference={"chance": 0.5})
 
@@ -117,7 +116,7 @@ plot_metric_comparison(rules, metric=["balanced_accuracy", "auc"], name_key="rul
 
 # %%
 precision = precision_rows(fed, [4, 5, 6, 8, 10, 12, 16, 20, 24])
-print(format_table(precision, digits=6))
+show(precision, digits=6)
 plot_fixed_point_errors(precision)
 
 # %% [markdown]
@@ -129,7 +128,7 @@ plot_fixed_point_errors(precision)
 
 # %%
 low_result, low_facts = precision_round(fed, 4)
-print(format_table([low_facts], digits=4))
+show([low_facts], digits=4)
 
 # %% [markdown]
 # ## 4. How non-IID is the data? (Dirichlet `alpha`)
@@ -142,7 +141,7 @@ print(format_table([low_facts], digits=4))
 # %%
 alpha_rows = sweep(config, [{"dirichlet_alpha": a} for a in (0.1, 0.3, 1.0, 10.0, 100.0)],
                    dataset=dataset, seeds=seeds)
-print(format_table(alpha_rows))
+show(alpha_rows)
 plot_sweep(alpha_rows, "dirichlet_alpha", ["best_alone_auc", "mean_alone_auc",
                                            "ensemble_mean_auc", "ensemble_weighted_auc"],
            log_x=True, title="AUC against non-IID strength (mean over seeds)")
@@ -162,7 +161,7 @@ plot_sweep(alpha_rows, "dirichlet_alpha", ["best_alone_auc", "mean_alone_auc",
 # %%
 count_rows = sweep(config, [{"n_institutions": n} for n in (2, 3, 5, 8)], dataset=dataset,
                    seeds=seeds)
-print(format_table(count_rows))
+show(count_rows)
 plot_sweep(count_rows, "n_institutions", ["best_alone_auc", "mean_alone_auc",
                                           "ensemble_mean_auc", "ensemble_weighted_auc"],
            title="AUC against the number of institutions (mean over seeds)")
@@ -193,7 +192,7 @@ liar = poison(honest, suspect, "flip_labels", claim=0.95)
 scenarios = {"honest": honest, "broken": broken, "flipped": flipped, "flipped + lie": liar}
 for name, scenario in scenarios.items():
     print(f"\n{name}")
-    print(format_table(claims_rows(scenario)))
+    show(claims_rows(scenario))
 
 # %% [markdown]
 # ### What the weights do
@@ -209,7 +208,7 @@ for name, scenario in scenarios.items():
 
 # %%
 damage = scenario_rows(scenarios)
-print(format_table(damage))
+show(damage)
 plot_metric_comparison(damage, metric="auc", group_key="rule", reference={"chance": 0.5})
 
 # %% [markdown]
@@ -237,7 +236,7 @@ plot_agreement(agreement_matrix(liar.test_probs), liar.ids,
 
 # %%
 consensus = consensus_rows(liar.test_probs)
-print(format_table(consensus))
+show(consensus)
 
 # %% [markdown]
 # **Leave-one-out** needs labelled audit queries: the weighted ensemble without each member in
@@ -246,7 +245,16 @@ print(format_table(consensus))
 # %%
 loo = leave_one_out_rows(liar.test_probs, liar.val_weights, dataset.test.labels,
                          dataset.n_classes)
-print(format_table(loo))
+show(loo)
+
+# %%
+# check: both behaviour checks flag the poisoned, lying institution
+least_agreeing = min(consensus, key=lambda row: row["median_agreement"])["institution"]
+most_harmful = max(loo[1:], key=lambda row: row["delta_auc"])["left_out"]
+check(least_agreeing == suspect, f"{suspect} agrees least with the others",
+      f"least agreeing: {least_agreeing}")
+check(most_harmful == suspect, f"leaving {suspect} out raises the AUC the most",
+      f"largest gain without: {most_harmful}")
 
 # %% [markdown]
 # ### On the ledger: signed, attributable claims
@@ -257,11 +265,12 @@ print(format_table(loo))
 # combines the probabilities; `ROUND_RESULT` records the hash of the opened mean.
 
 # %%
-recorded = record_federation(liar, workdir / "liar")
+recorded = record_federation(liar, folder / "liar")
 print(f"secure round: {recorded.secure.n_parties} parties, {recorded.secure.seconds:.2f} s")
-print(agreement(recorded.secure, liar.test_probs, recorded.weights))
+show(agreement(recorded.secure, liar.test_probs, recorded.weights), digits=8,
+     caption="secure round against the plaintext reference and the float mean")
 claims = ledger_claims(recorded.ledger_path)
-print(format_table(claims))
+show(claims)
 
 # %% [markdown]
 # The secure round ran without a hitch and opened exactly the poisoned weighted mean: MPC
@@ -275,15 +284,15 @@ print(format_table(claims))
 with open_ledger(recorded.ledger_path) as view:
     activity = Audit(view).activity()
     lineage = ModelRegistry(view).lineage(ROUND_ID)
-print(format_table([{"block": a.where.height, "signed by": a.sender, "type": a.type,
-                     "subject": a.subject} for a in activity]))
+show([{"block": a.where.height, "signed by": a.sender, "type": a.type, "subject": a.subject}
+      for a in activity])
 print(f"\n{ROUND_ID} ({lineage.round.status}) used versions of {lineage.institutions}")
 
 # %% [markdown]
 # Claims from the ledger next to the consortium's own measurements:
 
 # %%
-print(format_table(evidence_rows(claims, consensus, loo)))
+show(evidence_rows(claims, consensus, loo))
 
 # %% [markdown]
 # ### The threat model, plainly

@@ -2,7 +2,7 @@
 # jupyter:
 #   jupytext:
 #     cell_metadata_filter: -all
-#     formats: ipynb,py:percent
+#     formats: ipynb,scripts//py:percent
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -43,15 +43,14 @@
 
 # %%
 # %matplotlib inline
-import tempfile
-from pathlib import Path
-
+print("loading JAX, Flax and the toolkit: 2-5 s the first time ...", flush=True)
 from flax import nnx
 
 from efl_toolkit.config import get_config
-from efl_toolkit.course.viz import format_table
+from efl_toolkit.course import check, show, workdir
 from efl_toolkit.data import institutions_from_config, load_dataset
 from efl_toolkit.explorer import ExplorerWidget
+from efl_toolkit.explorer.ledger_backend import LedgerBackend
 from efl_toolkit.federation.record import commit_model
 from efl_toolkit.ledger import (
     ArtifactError,
@@ -86,8 +85,8 @@ from efl_toolkit.training.serialize import params_from_bytes, version_hash
 config = get_config()
 dataset = load_dataset(config.dataset)
 institutions = institutions_from_config(dataset, config)
-workdir = Path(tempfile.mkdtemp(prefix="efl-05-"))
-ledger_path = workdir / "ledger.sqlite"
+folder = workdir()   # this session's run folder, deleted when the kernel shuts down
+ledger_path = folder / "ledger.sqlite"
 print(f"preset {config.name}; institutions {[inst.id for inst in institutions]}; "
       f"ledger at {ledger_path}")
 
@@ -105,9 +104,8 @@ ledger = Ledger.create(ledger_path, consortium,
                        names={inst.id: f"{inst.id} ({inst.capacity.tier})"
                               for inst in institutions})
 registry = ModelRegistry(ledger)
-print(format_table([{"institution": i.institution, "name": i.name,
-                     "public key": i.public_key[:24] + "…", "fingerprint": i.fingerprint}
-                    for i in ledger.institutions()]))
+show([{"institution": i.institution, "name": i.name, "public key": i.public_key,
+       "fingerprint": i.fingerprint} for i in ledger.institutions()])
 print(ledger.report.summary())
 
 # %% [markdown]
@@ -140,9 +138,8 @@ for index, inst in enumerate(institutions):
                                    n_classes=dataset.n_classes, parent=first[inst.id],
                                    commit=False)
 print("block", ledger.commit_block().height, "holds every trained version")
-print(format_table([{"institution": v.institution, "version": v.version[:12],
-                     "parent": (v.parent or "-")[:12], "height": v.where.height,
-                     **v.metrics} for v in ledger.model_versions()]))
+show([{"institution": v.institution, "version": v.version, "parent": v.parent or "-",
+       "height": v.where.height, **v.metrics} for v in ledger.model_versions()])
 print("version == SHA-256 of the trained parameters:",
       all(second[i] == version_hash(trained[i]) for i in trained))
 
@@ -155,10 +152,9 @@ print("version == SHA-256 of the trained parameters:",
 # and its hash changes — and block 2, which recorded the old hash, no longer links to it.
 
 # %%
-print(format_table([{"height": h.height, "hash": h.hash[:12], "prev": h.prev_hash[:12],
-                     "merkle root": h.merkle_root[:12], "proposer": h.proposer,
-                     "txs": h.n_txs, "signed by": len(h.signers), "ok": h.ok}
-                    for h in ledger.headers()]))
+show([{"height": h.height, "hash": h.hash, "prev": h.prev_hash, "merkle root": h.merkle_root,
+       "proposer": h.proposer, "txs": h.n_txs, "signed by": len(h.signers), "ok": h.ok}
+      for h in ledger.headers()])
 plot_chain(ledger)
 
 # %% [markdown]
@@ -212,7 +208,7 @@ except TransactionRejected as error:
 # institution — not even the proposer — can append on its own.
 
 # %%
-print(format_table([{"members": n, "votes needed": quorum_size(n)} for n in range(1, 8)]))
+show([{"members": n, "votes needed": quorum_size(n)} for n in range(1, 8)])
 registry.tag(second[victim], "deployed", commit=False)   # waits in the pool
 too_few = [inst.id for inst in institutions[:quorum_size(len(institutions)) - 1]]
 try:
@@ -232,8 +228,8 @@ print("with every vote:", ledger.commit_block().height, "| chain ok:", ledger.ve
 for v in registry.history(victim):
     print(f"{v.version[:12]}  parent {(v.parent or '-')[:12]:<12}  height {v.where.height}  "
           f"tags {registry.tags_of(v.version)}  {v.metrics}")
-print(format_table([{"metric": d.metric, "v1": d.old, "v2": d.new, "change": d.delta}
-                    for d in registry.diff(first[victim], second[victim])]))
+show([{"metric": d.metric, "v1": d.old, "v2": d.new, "change": d.delta}
+      for d in registry.diff(first[victim], second[victim])])
 print("tagged 'deployed':", registry.tagged("deployed").version[:12])
 
 # %%
@@ -282,10 +278,9 @@ print("the labels we hold match the recorded hash:",
 # %%
 registry.start_round(coordinator, "round-2", versions, {"parties": len(versions)})
 registry.fail_round(coordinator, "round-2", f"party {institutions[-1].id} timed out")
-print(format_table([{"round": r.round_id, "status": r.status, "coordinator": r.coordinator,
-                     "started at": r.started.height,
-                     "ended at": r.ended.height if r.ended else "-",
-                     "reason": r.reason or "-"} for r in ledger.rounds()]))
+show([{"round": r.round_id, "status": r.status, "coordinator": r.coordinator,
+       "started at": r.started.height, "ended at": r.ended.height if r.ended else "-",
+       "reason": r.reason or "-"} for r in ledger.rounds()])
 
 # %% [markdown]
 # ## 7. Audit
@@ -296,8 +291,8 @@ print(format_table([{"round": r.round_id, "status": r.status, "coordinator": r.c
 
 # %%
 audit = Audit(ledger)
-print(format_table([{"height": a.where.height, "sender": a.sender, "type": a.type,
-                     "subject": a.subject} for a in audit.activity()]))
+show([{"height": a.where.height, "sender": a.sender, "type": a.type, "subject": a.subject}
+      for a in audit.activity()])
 
 # %%
 member = institutions[1].id
@@ -321,8 +316,8 @@ for kind, what in TAMPER_KINDS.items():
 # %%
 attacks = [("edit_payload", 2), ("rewrite_history", 2), ("edit_header", 1),
            ("drop_votes", 3), ("corrupt_artifact", 2), ("delete_block", 4)]
-demos = tamper_demo(ledger_path, attacks, workdir / "scratch")
-print(format_table(tamper_rows(demos)))
+demos = tamper_demo(ledger_path, attacks, workdir("scratch"))
+show(tamper_rows(demos))
 plot_tamper_grid(demos)
 
 # %% [markdown]
@@ -331,7 +326,17 @@ plot_tamper_grid(demos)
 # the institutions' keys — and the *next* block's `prev` no longer matches (hash link). A
 # corrupted model file fails its artifact hash, a deleted block leaves a hole. Meanwhile the
 # original ledger still verifies, and checking out the corrupted artifact from the scratch copy
-# is refused:
+# is refused.
+
+# %%
+# check: every tampered copy fails verification at the block that was attacked; the original
+# still verifies
+for demo in demos:
+    check(demo.first_failure is not None and demo.first_failure[0] == demo.height,
+          f"{demo.kind} on block {demo.height} is caught at block {demo.height}",
+          demo.report.summary())
+check(ledger.verify().ok and all(demo.original_ok for demo in demos),
+      "the original ledger verifies after every attack", ledger.verify().summary())
 
 # %%
 print("original:", ledger.verify().summary())
@@ -352,7 +357,7 @@ with open_ledger(corrupted.scratch_path) as copy:
 # %%
 for path in (ledger_path, next(d for d in demos if d.kind == "rewrite_history").scratch_path):
     done = run_efl("ledger", "verify", path)
-    print(f"$ efl ledger verify {path.relative_to(workdir)}   -> exit code {done.returncode}")
+    print(f"$ efl ledger verify {path.relative_to(folder)}   -> exit code {done.returncode}")
     print(done.stdout.strip(), "\n")
 
 # %%
@@ -364,11 +369,13 @@ print(run_efl("ledger", "log", ledger_path, "--institution", victim).stdout)
 # `ExplorerWidget` shows the same ledger interactively: the block list with each block's
 # transactions, votes and checks; the institutions; the model-version graph with the rounds
 # that used each version; search by hash prefix; **Verify chain**; and an instructor's tamper
-# tab that runs these attacks on scratch copies. (The widget needs a live kernel: re-run the
-# cell if you see only text.)
+# tab that runs these attacks on scratch copies (made inside this session's run folder, so
+# they go when the kernel shuts down). (The widget needs a live kernel: re-run the cell if you
+# see only text.)
 
 # %%
-explorer = ExplorerWidget(ledger_path, refresh_seconds=None)
+explorer = ExplorerWidget(LedgerBackend(ledger_path, scratch_dir=workdir("explorer-scratch")),
+                          refresh_seconds=None)
 explorer
 
 # %% [markdown]
@@ -385,7 +392,8 @@ explorer
 # - Any change to the stored bytes is detected and located (which check, which height), while
 #   the original keeps verifying; `efl ledger verify` does the same from a shell.
 # - Limits: the embedded ledger is tamper-*evident* on one machine; a consortium across machines
-#   needs each key at its institution and a shared chain (the EVM backend). A member set that
+#   needs each key at its institution and a chain replicated among them, which this embedded
+#   ledger does not provide. A member set that
 #   rewrites everything from a new genesis is caught only by pinning the genesis hash
 #   (`open_ledger(path, genesis_hash=...)`).
 #

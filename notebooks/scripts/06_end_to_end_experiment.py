@@ -2,7 +2,7 @@
 # jupyter:
 #   jupytext:
 #     cell_metadata_filter: -all
-#     formats: ipynb,py:percent
+#     formats: ipynb,scripts//py:percent
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -53,13 +53,14 @@
 
 # %%
 # %matplotlib inline
-import tempfile
-from pathlib import Path
-
+print("loading JAX, Flax and the toolkit: 2-5 s the first time ...", flush=True)
 from efl_toolkit.config import get_config
-from efl_toolkit.course.viz import format_table, plot_metric_comparison, plot_rounds
+from efl_toolkit.course import check, show, workdir
+from efl_toolkit.course.viz import plot_metric_comparison, plot_rounds
 from efl_toolkit.data import plot_class_distribution
 from efl_toolkit.explorer import ExplorerWidget
+from efl_toolkit.explorer.ledger_backend import LedgerBackend
+from efl_toolkit.federation.level2 import describe_weights
 from efl_toolkit.federation.record import group_model_id
 from efl_toolkit.ledger import Audit, ModelRegistry, hash_array, open_ledger
 from efl_toolkit.ledger.teaching import run_efl
@@ -74,7 +75,7 @@ from efl_toolkit.report import (
 from efl_toolkit.secure.measure import agreement
 
 config = get_config()
-out_dir = Path(tempfile.mkdtemp(prefix="efl-06-"))
+out_dir = workdir("demo")   # in this session's run folder, deleted when the kernel shuts down
 print(f"preset {config.name}: {config.n_institutions} institutions, {config.dataset}, "
       f"method {config.method}, {config.train.epochs} epochs alone at most, {config.rounds} "
       f"federated rounds at most, committee of {config.n_parties}, seed {config.seed}")
@@ -87,6 +88,9 @@ print(f"outputs go to {out_dir}")
 # federated rounds. The same run from a terminal:
 # `efl demo --preset classroom_fast --out efl_out` (add `--method ensemble_only` for the first
 # design).
+#
+# *This cell takes about 35 s on 2 cores (classroom preset; up to twice that on a busy
+# machine).*
 
 # %%
 result = run_experiment(config, out_dir)
@@ -102,7 +106,7 @@ result = run_experiment(config, out_dir)
 for path in sorted(out_dir.iterdir()):
     print(f"{path.name:<26} {'folder' if path.is_dir() else f'{path.stat().st_size:>8} bytes'}")
 print(headline(result.report, out_dir))
-print(f"\nseconds per stage: {result.report['timings']}")
+show(result.report["timings"], digits=1, caption="seconds per stage")
 
 # %% [markdown]
 # ## 3. The institutions
@@ -115,13 +119,13 @@ print(f"\nseconds per stage: {result.report['timings']}")
 # architecture (`sources`).
 
 # %%
-print(format_table([
+show([
     {"id": inst["id"], "capacity": inst["capacity"], "device": inst["device"],
      "n_train": inst["n_train"], "class_counts": inst["class_counts"],
      "architectures": inst["hierarchical"]["architectures"],
      "sources": inst["hierarchical"]["sources"], "alone_auc": inst["test_auc"],
      "method_auc": inst["hierarchical"]["auc"]}
-    for inst in result.report["institutions"]]))
+    for inst in result.report["institutions"]])
 plot_class_distribution(result.institutions, result.dataset.class_names)
 
 # %% [markdown]
@@ -134,14 +138,14 @@ plot_class_distribution(result.institutions, result.dataset.class_names)
 # group of one trained alone.
 
 # %%
-print(format_table([
+show([
     {"architecture": g["architecture"], "members": ", ".join(g["members"]),
      "keepers": ", ".join(g["keepers"]),
      "rounds": "alone" if g["alone"] else g["rounds"], "kept_round": g["best_round"],
      "best_val_auc": max(g["consortium_val_auc"], key=lambda v: v or 0, default=None),
      "fine_tuned": ", ".join(k for k, v in g["fine_tuned"].items() if v) or "-",
-     "version": (g["version"] or "-")[:12]}
-    for g in result.report["groups"]]))
+     "version": g["version"] or "-"}
+    for g in result.report["groups"]])
 
 # %% [markdown]
 # The group with the most members, round by round:
@@ -158,14 +162,18 @@ plot_rounds([{"round": r.round, "consortium validation AUC": r.val_auc} for r in
 #
 # In the method each institution's weight is its local ensemble's AUC on the validation shares
 # of **all** institutions, pooled by the committee from score histograms (no institution
-# reveals its own score), above chance and normalized. The first design used the AUC on the
+# reveals its own score), minus 0.5 (chance), normalized to sum 1: `w_i = (AUC_i - 0.5) /
+# sum_j (AUC_j - 0.5)`. An AUC at or below chance keeps only a token `1e-6`, so its weight
+# prints as **0.00**: that institution's local ensemble ranks the pooled validation images no
+# better than a coin, and it gets (almost) no say. The first design used the AUC on the
 # institution's **own** small, skewed share, which can give a good institution almost no say.
 
 # %%
-print(format_table([
+show([
     {"institution": name, "consortium_val_auc": result.validation_auc[name],
      "method_weight": result.weights[name]}
-    for name in result.weights]))
+    for name in result.weights])
+print(describe_weights(result.weights, "consortium_auc", result.validation_auc))
 
 # %% [markdown]
 # ## 6. The scores
@@ -179,7 +187,7 @@ print(format_table([
 
 # %%
 rows = metric_rows(result)
-print(format_table(rows, ["name", "kind", "accuracy", "balanced_accuracy", "auc"]))
+show(rows, ["name", "kind", "accuracy", "balanced_accuracy", "auc"])
 plot_metric_comparison(rows, metric=["balanced_accuracy", "auc"], reference={"chance": 0.5})
 
 # %% [markdown]
@@ -197,7 +205,7 @@ headline_rows = [
     {**base["fedavg_cnn"], "name": "FedAvg (homogeneous cnn)"},
     {**base["centralized"], "name": "centralized cnn (pooled data)"},
 ]
-print(format_table(headline_rows, ["name", "accuracy", "balanced_accuracy", "auc"]))
+show(headline_rows, ["name", "accuracy", "balanced_accuracy", "auc"])
 for other in headline_rows[1:4]:
     print(f"{config.method} minus {other['name']}: balanced accuracy "
           f"{ens['secure_mean']['balanced_accuracy'] - other['balanced_accuracy']:+.3f}, "
@@ -229,13 +237,21 @@ plot_confusion(result.secure_eval, result.dataset.class_names, "Secure ensemble,
 
 # %%
 secure_facts = result.report["ensembles"]["secure_mean"]
-print(format_table([secure_facts], ["committee", "threshold", "included", "dropped",
-                                    "frac_bits", "max_abs_diff_vs_plaintext", "error_bound",
-                                    "label_agreement", "seconds"], digits=8))
-check = agreement(result.secure, result.level1_probs, result.weights)
-print(check)
-assert check["labels_equal_reference"] and check["max_abs_diff_vs_reference"] == 0.0
-assert check["max_abs_diff_vs_float"] <= check["error_bound"]
+show([secure_facts], ["committee", "threshold", "included", "dropped",
+     "frac_bits", "max_abs_diff_vs_plaintext", "error_bound",
+     "label_agreement", "seconds"], digits=8)
+agreed = agreement(result.secure, result.level1_probs, result.weights)
+show(agreed, digits=8, caption="secure round against the plaintext reference and the float mean")
+
+# %%
+# check: the secure mean is the plaintext fixed-point reference exactly, and the float mean
+# within the bound
+check(agreed["labels_equal_reference"] and agreed["max_abs_diff_vs_reference"] == 0.0,
+      "secure labels and mean equal the plaintext fixed-point reference",
+      f"max diff {agreed['max_abs_diff_vs_reference']:.2e}")
+check(agreed["max_abs_diff_vs_float"] <= agreed["error_bound"],
+      "secure mean within N·2^-(f+1) of the float weighted mean",
+      f"{agreed['max_abs_diff_vs_float']:.2e} > {agreed['error_bound']:.2e}")
 
 # %% [markdown]
 # ## 8. The ledger: verify, log, lineage
@@ -268,15 +284,25 @@ protocol = lineage.round.protocol
 print(f"{ROUND_ID}: {lineage.round.status}, coordinator {lineage.round.coordinator}, "
       f"protocol {protocol['protocol']} with {protocol['compute_parties']} compute parties "
       f"over {len(protocol['institutions'])} institutions")
-print(format_table([{"used by": name, "model": v.model_id, "architecture": v.architecture,
-                     "version": v.version[:16], "committed by": v.institution,
-                     "block": v.where.height}
-                    for name, per_inst in result.versions.items()
-                    for v in lineage.versions if v.version in per_inst.values()]))
+show([{"used by": name, "model": v.model_id, "architecture": v.architecture,
+       "version": v.version, "committed by": v.institution, "block": v.where.height}
+      for name, per_inst in result.versions.items()
+      for v in lineage.versions if v.version in per_inst.values()])
 print("the opened mean matches the recorded hash:",
       hash_array(result.secure.mean) == lineage.round.result_hash)
 print(f"the result depends on {len(deps.ancestors)} model versions (with their ancestors) of "
       f"{deps.institutions}, recorded in {len({w.height for w in deps.transactions})} blocks")
+
+# %%
+# check: the ledger verifies, and the round's lineage reaches every model version the
+# institutions' local ensembles used
+used = {version for per_inst in result.versions.values() for version in per_inst.values()}
+recorded = {v.version for v in lineage.versions}
+check(done.returncode == 0, "efl ledger verify accepts the run's ledger", done.stdout.strip())
+check(used <= recorded, "the round's lineage names every model version used at level 1",
+      f"missing {sorted(v[:12] for v in used - recorded)}")
+check(hash_array(result.secure.mean) == lineage.round.result_hash,
+      "the opened mean hashes to the ROUND_RESULT on the ledger")
 
 # %% [markdown]
 # Each group's global model is its own model line on the ledger (`group-<architecture>`): one
@@ -288,15 +314,19 @@ print(f"the result depends on {len(deps.ancestors)} model versions (with their a
 with open_ledger(result.ledger_path) as view:
     registry = ModelRegistry(view)
     line = registry.history(model_id=group_model_id(widest.group.architecture))[::-1]
-print(format_table([{"round": v.metrics["round"], "version": v.version[:12],
-                     "parent": (v.parent or "-")[:12],
-                     "participants": ", ".join(v.data_summary["participants"]),
-                     "consortium_val_auc": v.metrics.get("consortium_val_auc"),
-                     "kept": v.version == widest.version, "block": v.where.height}
-                    for v in line]))
-assert [v.metrics["round"] for v in line] == [r.round for r in widest.rounds]
-assert all(child.parent == parent.version for parent, child in zip(line, line[1:],
-                                                                    strict=False))
+show([{"round": v.metrics["round"], "version": v.version, "parent": v.parent or "-",
+       "participants": ", ".join(v.data_summary["participants"]),
+       "consortium_val_auc": v.metrics.get("consortium_val_auc"),
+       "kept": v.version == widest.version, "block": v.where.height}
+      for v in line])
+
+# %%
+# check: one version per round, each the child of the previous round's version
+check([v.metrics["round"] for v in line] == [r.round for r in widest.rounds],
+      f"group '{widest.group.architecture}' has one ledger version per round")
+check(all(child.parent == parent.version for parent, child in zip(line, line[1:],
+                                                                  strict=False)),
+      "each round's version is the child of the previous round's")
 
 # %%
 plot_model_versions(result.ledger_path)
@@ -309,7 +339,9 @@ plot_model_versions(result.ledger_path)
 # re-run the cell if you see only text.)
 
 # %%
-explorer = ExplorerWidget(result.ledger_path, refresh_seconds=None)
+explorer = ExplorerWidget(LedgerBackend(result.ledger_path,
+                                        scratch_dir=workdir("explorer-scratch")),
+                          refresh_seconds=None)
 explorer
 
 # %% [markdown]
