@@ -15,6 +15,8 @@ from efl_toolkit.secure.fast_argmax import (
     PINNED_MPYC,
     compare_bits,
     fast_prf_call,
+    fast_pseudorandom_share,
+    fast_pseudorandom_share_0,
     fast_random_split,
     fast_randomness,
     mpyc_version,
@@ -77,6 +79,28 @@ def test_prf_known_answer_and_fast_path_identical():
         prf = thresha.PRF(key, bound)
         for shape in ((1000,), (300, 2)):
             assert np.array_equal(fast_prf_call(prf, s, shape), prf(s, shape)), (bound, shape)
+
+
+@pytest.mark.parametrize(("m", "t"), [(3, 1), (4, 1), (5, 2), (7, 3)])
+def test_prss_shares_identical_to_mpyc(m, t):
+    """Every party's pseudorandom shares (of randoms and of zeros) equal MPyC's own."""
+    import itertools
+    import secrets
+
+    from mpyc import thresha
+
+    mpc = load_runtime(["--no-log"], keep_event_loop_policy=True)
+    keys = {s: secrets.token_bytes(16) for s in itertools.combinations(range(m), m - t)}
+    uci = (7).to_bytes(8, "little", signed=True)
+    for bits in (19, 22):
+        field = mpc.SecInt(bits).field
+        for i in range(m):
+            prfs = {s: thresha.PRF(k, field.order) for s, k in keys.items() if i in s}
+            assert np.array_equal(fast_pseudorandom_share(field, m, i, prfs, uci, 300).value,
+                                  thresha.np_pseudorandom_share(field, m, i, prfs, uci, 300).value)
+            assert np.array_equal(
+                fast_pseudorandom_share_0(field, m, i, prfs, uci, 300).value,
+                thresha.np_pseudorandom_share_0(field, m, i, prfs, uci, 300).value)
 
 
 def test_random_split_shares_recombine_and_are_uniform_below_p():

@@ -103,7 +103,7 @@ def fast_prf_call(self, s: bytes, n=None):
     to MPyC's original method.
     """
     if not isinstance(n, tuple) or not _fast_prf(self):
-        return _ORIGINAL["prf"](self, s, n)
+        return _original("prf")(self, s, n)
     return _prf_words(self, s, int(np.prod(n))).astype(object).reshape(n)
 
 
@@ -125,7 +125,7 @@ def _fast_prss(field, prfs) -> bool:
 def fast_pseudorandom_share(field, m: int, i: int, prfs, uci: bytes, n: int):
     """Drop-in for MPyC 0.11's ``thresha.np_pseudorandom_share`` (identical shares, uint64)."""
     if not _fast_prss(field, prfs):
-        return _ORIGINAL["share"](field, m, i, prfs, uci, n)
+        return _original("share")(field, m, i, prfs, uci, n)
     from mpyc.thresha import _f_S_i
 
     pu, acc = np.uint64(field.modulus), np.zeros(n, dtype=np.uint64)
@@ -138,7 +138,7 @@ def fast_pseudorandom_share(field, m: int, i: int, prfs, uci: bytes, n: int):
 def fast_pseudorandom_share_0(field, m: int, i: int, prfs, uci: bytes, n: int):
     """Drop-in for MPyC 0.11's ``thresha.np_pseudorandom_share_0`` (identical shares, uint64)."""
     if not _fast_prss(field, prfs):
-        return _ORIGINAL["share0"](field, m, i, prfs, uci, n)
+        return _original("share0")(field, m, i, prfs, uci, n)
     from mpyc.thresha import _f_S_i
 
     p = field.modulus
@@ -175,7 +175,7 @@ def fast_random_split(field, s, t: int, m: int):
     """
     p = field.modulus
     if not isinstance(p, int) or p >= _FAST_MODULUS or m >= 256:
-        return _ORIGINAL["split"](field, s, t, m)
+        return _original("split")(field, s, t, m)
     values = s.value if isinstance(s, field.array) else s
     secret = np.asarray(values, dtype=object).astype(np.uint64)
     n = len(secret)
@@ -190,7 +190,26 @@ def fast_random_split(field, s, t: int, m: int):
     return shares.astype(object)
 
 
+#: MPyC's own functions while :func:`fast_randomness` has swapped them out.
 _ORIGINAL: dict = {}
+
+
+def _swaps() -> dict:
+    """key -> (owner in ``mpyc.thresha``, attribute, replacement)."""
+    from mpyc import thresha
+
+    return {"prf": (thresha.PRF, "__call__", fast_prf_call),
+            "split": (thresha, "np_random_split", fast_random_split),
+            "share": (thresha, "np_pseudorandom_share", fast_pseudorandom_share),
+            "share0": (thresha, "np_pseudorandom_share_0", fast_pseudorandom_share_0)}
+
+
+def _original(key: str):
+    """MPyC's own function for ``key`` (read from ``mpyc.thresha`` when nothing is swapped)."""
+    if key in _ORIGINAL:
+        return _ORIGINAL[key]
+    owner, name, _ = _swaps()[key]
+    return getattr(owner, name)
 
 
 def mpyc_version() -> str:
@@ -201,30 +220,24 @@ def mpyc_version() -> str:
 
 @contextlib.contextmanager
 def fast_randomness(enabled: bool = True):
-    """Swaps in :func:`fast_prf_call` and :func:`fast_random_split` for this block.
+    """Swaps in the fast ``thresha`` functions of this module for this block; yields whether.
 
-    Does nothing unless ``enabled`` and the installed MPyC is :data:`PINNED_MPYC`; restores
-    MPyC's own functions on exit. Meant for party processes (one MPyC runtime per process).
+    Does nothing unless ``enabled`` and the installed MPyC is :data:`PINNED_MPYC` (and not
+    nested); restores MPyC's own functions on exit. Meant for party processes (one MPyC
+    runtime per process): the swap is process-wide while the block runs.
     """
-    from mpyc import thresha
-
     if not enabled or mpyc_version() != PINNED_MPYC or _ORIGINAL:
         yield False
         return
-    _ORIGINAL.update(prf=thresha.PRF.__call__, split=thresha.np_random_split,
-                     share=thresha.np_pseudorandom_share, share0=thresha.np_pseudorandom_share_0)
-    thresha.PRF.__call__ = fast_prf_call
-    thresha.np_random_split = fast_random_split
-    thresha.np_pseudorandom_share = fast_pseudorandom_share
-    thresha.np_pseudorandom_share_0 = fast_pseudorandom_share_0
+    swaps = _swaps()
+    for key, (owner, name, fast) in swaps.items():
+        _ORIGINAL[key] = getattr(owner, name)
+        setattr(owner, name, fast)
     try:
         yield True
     finally:
-        thresha.PRF.__call__ = _ORIGINAL["prf"]
-        thresha.np_random_split = _ORIGINAL["split"]
-        thresha.np_pseudorandom_share = _ORIGINAL["share"]
-        thresha.np_pseudorandom_share_0 = _ORIGINAL["share0"]
-        _ORIGINAL.clear()
+        for key, (owner, name, _) in swaps.items():
+            setattr(owner, name, _ORIGINAL.pop(key))
 
 
 def secure_argmax(mpc, x, bits: int):
