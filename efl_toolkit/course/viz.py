@@ -32,6 +32,7 @@ from matplotlib.figure import Figure
 
 from efl_toolkit.data.institution import Institution
 from efl_toolkit.data.medmnist import Split
+from efl_toolkit.plotting import draw_references, legend_outside, score_references
 
 
 def _cell(value, digits: int) -> str:
@@ -116,6 +117,7 @@ def plot_image_grid(split: Split, class_names: Sequence[str], *, per_class: int 
                     ax.imshow(np.clip(image[..., :3], 0.0, 1.0))
             if col == 0:
                 ax.set_title(f"{name} ({len(pool)})", fontsize="small", loc="left")
+    fig.suptitle(f"Example images per class ({per_class} drawn at random, count in brackets)")
     return fig
 
 
@@ -151,17 +153,20 @@ def plot_partition_comparison(partitions: Mapping[str, Sequence[Institution]],
             ax.get_legend().remove()
         if k > 0:
             ax.set_ylabel("")
+    fig.suptitle("Class mix per institution under each partition")
     return fig
 
 
 def plot_training_curves(histories: Mapping[str, Sequence[Mapping]], *,
-                         metric: str = "val_accuracy") -> Figure:
+                         metric: str = "val_accuracy", majority: float | None = None) -> Figure:
     """Training loss and one validation metric per epoch, one line per trained model.
 
     Args:
         histories: ``{label: per-epoch dicts}`` (the ``history`` of a training result), each
             dict holding ``epoch``, ``train_loss`` and ``metric``.
         metric: The validation metric of the right panel.
+        majority: The majority-class share (drawn as a reference for an accuracy metric; an
+            AUC metric gets chance 0.5).
 
     Raises:
         ValueError: No histories, or an epoch dict without the needed keys (the label is named).
@@ -171,7 +176,7 @@ def plot_training_curves(histories: Mapping[str, Sequence[Mapping]], *,
         ...     {"epoch": 1, "train_loss": 0.7, "val_accuracy": 0.6},
         ...     {"epoch": 2, "train_loss": 0.5, "val_accuracy": 0.7}]})
         >>> [ax.get_ylabel() for ax in fig.axes]
-        ['training loss', 'val_accuracy']
+        ['training loss (cross-entropy)', 'val_accuracy (0 to 1)']
     """
     if not histories:
         raise ValueError("no training histories to plot")
@@ -186,17 +191,19 @@ def plot_training_curves(histories: Mapping[str, Sequence[Mapping]], *,
         color = cmap(k % cmap.N)
         loss_ax.plot(epochs, [row["train_loss"] for row in history], color=color, label=label)
         metric_ax.plot(epochs, [row[metric] for row in history], color=color, label=label)
-    loss_ax.set(xlabel="epoch", ylabel="training loss", title="Training loss")
-    metric_ax.set(xlabel="epoch", ylabel=metric, title=f"Own validation share: {metric}")
-    metric_ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0),
-                     frameon=False)
+    draw_references(metric_ax, score_references([metric], majority=majority))
+    loss_ax.set(xlabel="epoch", ylabel="training loss (cross-entropy)", title="Training loss")
+    metric_ax.set(xlabel="epoch", ylabel=f"{metric} (0 to 1)",
+                  title=f"Own validation share: {metric}")
+    legend_outside(metric_ax)
     return fig
 
 
 def plot_metric_comparison(rows: Sequence[Mapping], *, metric: str | Sequence[str] = "accuracy",
                            name_key: str = "name", group_key: str | None = None,
-                           reference: Mapping[str, float] | None = None) -> Figure:
-    """Horizontal bars of one or more metrics, one group of bars per row.
+                           reference: Mapping[str, float] | None = None,
+                           majority: float | None = None, title: str | None = None) -> Figure:
+    """Horizontal bars of one or more metrics, one group of bars per row, from 0.
 
     Args:
         rows: Mappings holding ``name_key`` and the metrics; a row without a value (missing,
@@ -205,7 +212,10 @@ def plot_metric_comparison(rows: Sequence[Mapping], *, metric: str | Sequence[st
         metric: One metric name, or several (shown side by side, one colour each).
         name_key: The bar label.
         group_key: With a single metric: a key whose value colours the bars (e.g. ``"kind"``).
-        reference: Dashed vertical lines ``{label: value}`` (e.g. chance level).
+        reference: Dashed vertical lines ``{label: value}`` (e.g. chance level); an AUC
+            metric always gets chance 0.5 (:func:`~efl_toolkit.plotting.score_references`).
+        majority: The majority-class share, drawn as the reference of an accuracy metric.
+        title: Axes title (default names the metrics).
 
     Raises:
         ValueError: No row has a value for any requested metric.
@@ -215,7 +225,7 @@ def plot_metric_comparison(rows: Sequence[Mapping], *, metric: str | Sequence[st
         ...                               {"name": "mean", "accuracy": 0.8, "auc": 0.9}],
         ...                              metric=["accuracy", "auc"])
         >>> fig.axes[0].get_xlabel()
-        'accuracy, auc'
+        'accuracy, auc (0 to 1)'
     """
     metrics = [metric] if isinstance(metric, str) else list(metric)
 
@@ -251,34 +261,39 @@ def plot_metric_comparison(rows: Sequence[Mapping], *, metric: str | Sequence[st
         values_seen += widths
     for g in groups:
         ax.barh([positions[0]], [0], color=cmap(groups.index(g) % cmap.N), label=g)
-    for k, (label, ref) in enumerate((reference or {}).items()):
-        ax.axvline(ref, linestyle="--", color=cmap((k + 7) % cmap.N), label=label)
-        values_seen.append(ref)
+    references = score_references(metrics, majority=majority, given=reference)
+    draw_references(ax, references, vertical=True)
+    values_seen += list(references.values())
     ax.set_yticks(positions, [str(row[name_key]) for row in shown])
-    if len(metrics) > 1 or groups or reference:
-        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    if len(metrics) > 1 or groups or references:
+        legend_outside(ax)
     top = max(values_seen)
-    ax.set_xlim(max(0.0, min(values_seen) - 0.1), top + 0.1 if top <= 1 else top * 1.1)
-    ax.set_xlabel(", ".join(metrics))
+    ax.set_xlim(min(0.0, min(values_seen)), top + 0.12 if top <= 1 else top * 1.1)
+    ax.set_xlabel(", ".join(metrics) + (" (0 to 1)" if top <= 1 else ""))
+    row_kind = "model or method" if name_key == "name" else name_key
+    ax.set_ylabel(row_kind)
+    ax.set_title(title or f"{', '.join(metrics)} per {row_kind}")
     return fig
 
 
 def plot_rounds(history: Sequence[Mapping], *, metric: str = "accuracy",
-                reference: Mapping[str, float] | None = None, title: str | None = None
-                ) -> Figure:
+                reference: Mapping[str, float] | None = None, title: str | None = None,
+                majority: float | None = None) -> Figure:
     """A metric after each federated round, with optional dashed reference lines.
 
     Args:
         history: One mapping per round with ``round`` and ``metric``.
         metric: The metric to plot.
-        reference: ``{label: value}`` horizontal lines (e.g. the ensemble's accuracy).
+        reference: ``{label: value}`` horizontal lines (e.g. the ensemble's accuracy); an AUC
+            metric always gets chance 0.5.
         title: Axes title.
+        majority: The majority-class share, drawn as the reference of an accuracy metric.
 
     Example:
         >>> fig = plot_rounds([{"round": 1, "accuracy": 0.6}, {"round": 2, "accuracy": 0.7}],
         ...                   reference={"ensemble": 0.75})
         >>> fig.axes[0].get_xlabel()
-        'round'
+        'federated round'
     """
     if not history:
         raise ValueError("no rounds to plot")
@@ -290,8 +305,12 @@ def plot_rounds(history: Sequence[Mapping], *, metric: str = "accuracy",
     ax = fig.add_subplot()
     ax.plot([row["round"] for row in history], [row[metric] for row in history], marker="o",
             color=cmap(0), label=title or metric)
-    for k, (label, value) in enumerate((reference or {}).items()):
+    given = dict(reference or {})
+    for k, (label, value) in enumerate(given.items()):
         ax.axhline(value, linestyle="--", color=cmap(k + 1), label=label)
-    ax.set(xlabel="round", ylabel=metric, title=title or f"{metric} per round")
-    ax.legend(fontsize="small", loc="lower right")
+    chance = score_references([metric], majority=majority)
+    draw_references(ax, {k: v for k, v in chance.items() if v not in given.values()})
+    ax.set(xlabel="federated round", ylabel=f"{metric} (0 to 1)",
+           title=title or f"{metric} per round")
+    legend_outside(ax)
     return fig

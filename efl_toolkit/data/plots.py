@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 
 from efl_toolkit.data.devices import DeviceProfile, apply_device
 from efl_toolkit.data.institution import Institution
+from efl_toolkit.plotting import legend_outside
 
 
 def plot_class_distribution(institutions: Sequence[Institution], class_names: Sequence[str],
@@ -42,7 +43,7 @@ def plot_class_distribution(institutions: Sequence[Institution], class_names: Se
         >>> ds = load_dataset("breastmnist")
         >>> fig = plot_class_distribution(make_institutions(ds, 2), ds.class_names)
         >>> fig.axes[0].get_ylabel()
-        'training examples'
+        'training examples (count)'
     """
     if not institutions:
         raise ValueError("no institutions to plot")
@@ -65,9 +66,11 @@ def plot_class_distribution(institutions: Sequence[Institution], class_names: Se
     for c, name in enumerate(class_names):
         ax.bar(ids, values[:, c], bottom=bottom, label=name, color=cmap(c % cmap.N))
         bottom += values[:, c]
-    ax.set_ylabel("share of training examples" if normalize else "training examples")
+    ax.set_ylabel("share of training examples (0 to 1)" if normalize
+                  else "training examples (count)")
+    ax.set_xlabel("institution")
     ax.set_title("Class distribution per institution")
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    legend_outside(ax, title="class")
     ax.tick_params(axis="x", labelrotation=30 if len(institutions) > 5 else 0)
     return fig
 
@@ -115,4 +118,5 @@ def plot_device_examples(image: np.ndarray,
             ax.imshow(np.clip(img[..., :3], 0.0, 1.0))
         ax.set_title(title, fontsize="small")
         ax.set_axis_off()
+    fig.suptitle("One image as each imaging device captures it")
     return fig

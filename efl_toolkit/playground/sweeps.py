@@ -3,7 +3,7 @@
 Example:
     >>> fig = plot_sweep([{"n": 2, "auc": 0.7}, {"n": 3, "auc": 0.8}], "n", ["auc"])
     >>> [line.get_label() for line in fig.axes[0].get_lines()]
-    ['auc']
+    ['auc', 'chance (AUC 0.5)']
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from efl_toolkit.playground.federation import (
     score_on_test,
     train_federation,
 )
+from efl_toolkit.plotting import draw_references, legend_outside, score_references
 from efl_toolkit.progress import Progress
 
 
@@ -121,6 +122,7 @@ def plot_sweep(rows: Sequence[Mapping], x: str, metrics: Sequence[str], *,
         ax.set_xscale("log")
         ax.minorticks_off()
     ax.set_xticks(xs, [f"{v:g}" for v in xs])
-    ax.set(xlabel=x, ylabel="on the test split", title=title or f"sweep over {x}")
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    draw_references(ax, score_references(metrics))
+    ax.set(xlabel=x, ylabel="score on the test split (0 to 1)", title=title or f"sweep over {x}")
+    legend_outside(ax)
     return fig

@@ -19,6 +19,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
 
+from efl_toolkit.plotting import legend_outside
 from efl_toolkit.secure.teaching import (
     ShamirSharing,
     evaluate_polynomial,
@@ -58,7 +59,7 @@ def plot_sharing(sharing: ShamirSharing, *, known: Sequence[int] = (1,),
     ax.set(xlabel="x (party index; x = 0 holds the secret)", ylabel=f"f(x) mod {p}",
            title=f"Shamir sharing, t={sharing.threshold}, n={n}, field Z_{p}", xticks=xs,
            ylim=(-2, p + 2))
-    ax.legend(fontsize="small", loc="best")
+    legend_outside(ax)
     return fig
 
 
@@ -82,7 +83,8 @@ def plot_share_histograms(samples: Mapping[object, np.ndarray], modulus: int, *,
         ax.axhline(len(values) / modulus, color="black", linestyle="--", linewidth=1)
         ax.set(title=f"secret {secret}", xlabel=f"party {party}'s share (0..{modulus - 1})",
                ylim=(0, 1.6 * max(counts.max(), 1)))
-    axes[0].set_ylabel("how often (dashed: uniform)")
+    axes[0].set_ylabel("sharings (count; dashed: uniform)")
+    fig.suptitle(f"Party {party}'s share looks the same whatever the secret")
     return fig
 
 
@@ -108,9 +110,9 @@ def plot_fixed_point_errors(rows: Sequence[Mapping]) -> Figure:
             label="bound M * 2^-(f+1)")
     measured = [max(r["max_abs_error"], 1e-18) for r in rows]
     ax.plot(bits, measured, "o-", color=cmap(0), label="measured max |error|")
-    ax.set(xlabel="fractional bits f", ylabel="|fixed-point mean - float mean|", yscale="log",
-           title="Fixed-point precision of the weighted mean")
-    ax.legend(fontsize="small")
+    ax.set(xlabel="fractional bits f", ylabel="|fixed-point mean - float mean| (probability)",
+           yscale="log", title="Fixed-point precision of the weighted mean")
+    legend_outside(ax)
     return fig
 
 
@@ -136,8 +138,9 @@ def plot_share_fractions(fractions: Mapping[int, np.ndarray], *,
         ax.hist(values, bins=np.linspace(0, 1, 11), color=cmap(k))
         ax.axhline(len(values) / 10, color="black", linestyle="--", linewidth=1)
         label = names[k] if names is not None else f"party {party}"
-        ax.set(title=label, xlabel="share / prime")
-    axes[0].set_ylabel("shares (dashed: uniform)")
+        ax.set(title=label, xlabel="share / prime (0 to 1)")
+    axes[0].set_ylabel("shares (count; dashed: uniform)")
+    fig.suptitle("What each party holds: shares spread evenly over the field")
     return fig
 
 
@@ -173,12 +176,13 @@ def plot_round_costs(rows: Sequence[Mapping]) -> Figure:
         bytes_ax.plot(xs, [r["bytes_sent"] / 1e3 for r in members], "o-", color=cmap(k),
                       label=label)
     sizes = sorted({r["rows"] for r in rows})
-    time_ax.set(ylabel="seconds", title="compute time once connected (dotted: wall time)")
+    time_ax.set(ylabel="time (seconds)", title="compute time once connected (dotted: wall time)")
     bytes_ax.set(ylabel="kB sent per party", title="traffic")
     for ax in (time_ax, bytes_ax):
         ax.set(xlabel="query rows", xscale="log", yscale="log")
         ax.xaxis.set_major_locator(FixedLocator(sizes))
         ax.xaxis.set_major_formatter(ScalarFormatter())
         ax.xaxis.set_minor_locator(NullLocator())
-    bytes_ax.legend(fontsize="small")
+    legend_outside(bytes_ax)
+    fig.suptitle("Cost of one secure round")
     return fig
