@@ -34,9 +34,8 @@ from efl_toolkit.explorer.backend import (
     VerifyReport,
 )
 from efl_toolkit.ledger import LedgerError, LedgerView, open_ledger, store, tamper
+from efl_toolkit.ledger.backend import version_counts, version_graph
 from efl_toolkit.ledger.views import BlockInfo, HeaderInfo
-
-ROUND_LANE = "ensemble rounds"
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -253,9 +252,7 @@ class LedgerBackend:
 
     def institutions(self) -> list[InstitutionView]:
         with self._lock:
-            counts: dict[str, int] = {}
-            for version in self.view.model_versions():
-                counts[version.institution] = counts.get(version.institution, 0) + 1
+            counts = version_counts(self.view.model_versions())
             return [InstitutionView(id=i.institution, public_key=i.public_key,
                                     registered_height=i.height,
                                     n_model_versions=counts.get(i.institution, 0),
@@ -265,22 +262,7 @@ class LedgerBackend:
 
     def model_versions(self) -> list[ModelVersion]:
         with self._lock:
-            nodes, counts = [], {}
-            for v in self.view.model_versions():
-                key = (v.institution, v.model_id)
-                counts[key] = counts.get(key, 0) + 1
-                nodes.append(ModelVersion(
-                    version=v.version, kind="model", institution=v.institution,
-                    label=f"{v.model_id} v{counts[key]}", height=v.where.height,
-                    parents=(v.parent,) if v.parent else (),
-                    details={"architecture": v.architecture, "metrics": v.metrics}))
-            nodes += [ModelVersion(version=r.round_id, kind="round", institution=ROUND_LANE,
-                                   label=f"{r.round_id} ({r.status})", height=r.started.height,
-                                   parents=tuple(r.versions),
-                                   details={"coordinator": r.coordinator,
-                                            "metrics": r.metrics or {}})
-                      for r in self.view.rounds()]
-            return sorted(nodes, key=lambda node: node.height)
+            return version_graph(self.view.model_versions(), self.view.rounds())
 
     def find(self, prefix: str) -> list[SearchHit]:
         with self._lock:

@@ -40,7 +40,7 @@ from efl_toolkit.data.medmnist import Dataset
 from efl_toolkit.federation.fedavg import FedAvgState, fedavg_model
 from efl_toolkit.federation.groups import Group, GroupResult, GroupRound
 from efl_toolkit.federation.level1 import LocalResult
-from efl_toolkit.ledger import ModelRegistry
+from efl_toolkit.ledger.backend import LedgerWriter
 from efl_toolkit.training import EvaluationResult, TrainResult, evaluate, predict_proba
 from efl_toolkit.training.serialize import params_to_bytes
 
@@ -67,13 +67,15 @@ class NewVersion(NamedTuple):
     parent: str | None = None
 
 
-def commit_versions(registry: ModelRegistry, institution_id: str,
+def commit_versions(registry: LedgerWriter, institution_id: str,
                     models: Mapping[str, NewVersion | tuple], *,
                     commit: bool = True) -> dict[str, str]:
     """Commits an institution's model versions: artifact + signed MODEL_COMMIT each.
 
     Args:
-        registry: A registry over a writable :class:`~efl_toolkit.ledger.Ledger`.
+        registry: Any ledger backend's write side (:class:`~efl_toolkit.ledger.backend.
+            LedgerWriter`): a ``ModelRegistry`` over a writable ``Ledger``, an
+            ``EmbeddedBackend`` or an ``EvmBackend``.
         institution_id: The committing institution (a consortium member).
         models: ``{model id: NewVersion}`` (the model id names the model line).
         commit: Seal the pool into one block afterwards (``False``: leave the transactions
@@ -93,7 +95,7 @@ def commit_versions(registry: ModelRegistry, institution_id: str,
                                                    architecture, dict(metrics), dict(summary),
                                                    commit=False)
     if commit and versions:
-        registry.ledger.commit_block()
+        registry.seal()
     return versions
 
 
@@ -154,7 +156,7 @@ def validation_scores(model: nnx.Module, institution: Institution, n_classes: in
     return out
 
 
-def record_local_results(registry: ModelRegistry, institutions: Sequence[Institution],
+def record_local_results(registry: LedgerWriter, institutions: Sequence[Institution],
                          results: Mapping[str, LocalResult], dataset: Dataset, *,
                          metrics: MetricsFn | None = None) -> dict[str, dict[str, str]]:
     """Commits every institution's level-1 models (model id = architecture) in one block.
@@ -181,11 +183,11 @@ def record_local_results(registry: ModelRegistry, institutions: Sequence[Institu
             arch: new_version(trained.model, arch, metrics(inst, trained, evaluation), summary)
             for trained, (arch, evaluation) in zip(result.trained, result.per_model.items(),
                                                    strict=True)}, commit=False)
-    registry.ledger.commit_block()
+    registry.seal()
     return versions
 
 
-def commit_model(registry: ModelRegistry, institution: Institution, model: nnx.Module, *,
+def commit_model(registry: LedgerWriter, institution: Institution, model: nnx.Module, *,
                  architecture: str, n_classes: int, model_id: str | None = None,
                  parent: str | None = None, commit: bool = True) -> str:
     """Records one ``model`` of ``institution``, scored on its own validation share.
@@ -223,7 +225,7 @@ def group_model_id(architecture: str) -> str:
     return f"group-{architecture}"
 
 
-def group_round_recorder(registry: ModelRegistry, dataset: Dataset
+def group_round_recorder(registry: LedgerWriter, dataset: Dataset
                          ) -> Callable[[Group, GroupRound, FedAvgState], str]:
     """``on_round`` for :func:`~efl_toolkit.federation.groups.train_groups`: every round's
     global model becomes a MODEL_COMMIT of the group's coordinator (its first member), model id
@@ -253,7 +255,7 @@ def group_round_recorder(registry: ModelRegistry, dataset: Dataset
     return record
 
 
-def record_fine_tuned(registry: ModelRegistry, results: Mapping[str, GroupResult],
+def record_fine_tuned(registry: LedgerWriter, results: Mapping[str, GroupResult],
                       institutions: Sequence[Institution], dataset: Dataset) -> dict[str, dict]:
     """Commits each keeper's fine-tuned model (model id ``<architecture>-fine-tuned``; the group
     version it started from is in its data summary), in one block.
@@ -276,6 +278,5 @@ def record_fine_tuned(registry: ModelRegistry, results: Mapping[str, GroupResult
                                                                  dataset.n_classes), summary)
             kept[name][arch] = commit_versions(registry, name, {f"{arch}-fine-tuned": version},
                                                commit=False)[f"{arch}-fine-tuned"]
-    if registry.ledger.pending:
-        registry.ledger.commit_block()
+    registry.seal()
     return kept

@@ -28,10 +28,13 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from efl_toolkit.ledger.artifacts import ArtifactStore
 from efl_toolkit.ledger.errors import LedgerError, TransactionRejected
 from efl_toolkit.ledger.registry import Lineage, ModelRegistry
 from efl_toolkit.ledger.state import Member, ModelVersion, Round
@@ -301,6 +304,11 @@ class LedgerBackend(LedgerReader, LedgerWriter, Protocol):
         """What ``report.json``'s ``ledger`` block says about the engine (``backend`` key)."""
         ...
 
+    @property
+    def artifacts(self) -> ArtifactStore:
+        """The content-addressed store holding every version's parameters."""
+        ...
+
     def close(self) -> None:
         """Releases connections (and stops a node the backend started)."""
         ...
@@ -311,6 +319,37 @@ def report_from_problems(n_blocks: int, head: str,
     """A :class:`VerifyReport` from ``(height, check, reason)`` problems in chain order."""
     failures = tuple(Failure(h, c, r) for h, c, r in problems)
     return VerifyReport(ok=not failures, n_blocks=n_blocks, head=head, failures=failures)
+
+
+ROUND_LANE = "ensemble rounds"
+
+
+def version_graph(versions: Iterable[ModelVersion], rounds: Iterable[Round]) -> list[VersionNode]:
+    """The version graph of any engine: one node per model version (label ``<model> vN``, parent
+    its previous version) and per round (parents: its versions), in height order."""
+    nodes, counts = [], {}
+    for v in versions:
+        key = (v.institution, v.model_id)
+        counts[key] = counts.get(key, 0) + 1
+        nodes.append(VersionNode(
+            version=v.version, kind="model", institution=v.institution,
+            label=f"{v.model_id} v{counts[key]}", height=v.where.height,
+            parents=(v.parent,) if v.parent else (),
+            details={"architecture": v.architecture, "metrics": v.metrics}))
+    nodes += [VersionNode(version=r.round_id, kind="round", institution=ROUND_LANE,
+                          label=f"{r.round_id} ({r.status})", height=r.started.height,
+                          parents=tuple(r.versions),
+                          details={"coordinator": r.coordinator, "metrics": r.metrics or {}})
+              for r in rounds]
+    return sorted(nodes, key=lambda node: node.height)
+
+
+def version_counts(versions: Iterable[ModelVersion]) -> dict[str, int]:
+    """``{institution: number of committed versions}``."""
+    counts: dict[str, int] = {}
+    for version in versions:
+        counts[version.institution] = counts.get(version.institution, 0) + 1
+    return counts
 
 
 class EmbeddedBackend(ModelRegistry):
@@ -333,6 +372,11 @@ class EmbeddedBackend(ModelRegistry):
         raise TransactionRejected(
             "membership", f"{institution!r} cannot join at height {self.height() + 1}: "
             "membership is fixed by the genesis block")
+
+    @property
+    def artifacts(self):
+        """The content-addressed artifact store (``<ledger dir>/artifacts``)."""
+        return self.ledger.artifacts
 
     def height(self) -> int:
         """The newest block's height."""
@@ -407,11 +451,43 @@ def as_backend(source: Any) -> LedgerBackend:
     Raises:
         LedgerError: ``source`` is none of these.
     """
-    if isinstance(source, EmbeddedBackend) or not isinstance(source, ModelRegistry) and \
-            hasattr(source, "seal") and hasattr(source, "model_commit"):
+    if hasattr(source, "kind") and hasattr(source, "seal"):  # EmbeddedBackend, EvmBackend
         return source
     if isinstance(source, ModelRegistry):
         return EmbeddedBackend(source.ledger)
     if hasattr(source, "commit_block"):
         return EmbeddedBackend(source)
     raise LedgerError(f"not a ledger backend: {type(source).__name__}")
+
+
+def create_backend(spec: str, ledger_path: str | os.PathLike,
+                   institutions: Sequence[str]) -> tuple[LedgerBackend, Path]:
+    """A new ledger for ``institutions`` on the engine ``spec`` names.
+
+    Args:
+        spec: ``"embedded"`` (``ledger_path``, keys saved beside it), ``"evm"`` (an in-process
+            EVM chain) or ``"evm:RPC_URL"`` (any Ethereum JSON-RPC node).
+        ledger_path: The embedded ledger file; its folder holds the artifacts (and, for EVM,
+            the descriptor ``ledger.evm.json`` and keystore).
+        institutions: The consortium's institution ids.
+
+    Returns:
+        ``(backend, path)``: the path to pass to ``efl ledger verify`` (the ledger file or the
+        EVM descriptor).
+
+    Raises:
+        LedgerError: unknown spec, unreachable node (named), missing ``evm`` extra.
+    """
+    from efl_toolkit.ledger.chain import Ledger
+    from efl_toolkit.ledger.keys import Consortium
+
+    path = Path(ledger_path)
+    if spec == "embedded":
+        ledger = Ledger.create(path, Consortium.generate(list(institutions)), save_keys=True)
+        return EmbeddedBackend(ledger), path
+    if spec == "evm" or spec.startswith("evm:"):
+        from efl_toolkit.ledger.evm import DESCRIPTOR, EvmBackend
+
+        url = spec.removeprefix("evm:") if spec != "evm" else None
+        return EvmBackend.create(url, list(institutions), path.parent), path.parent / DESCRIPTOR
+    raise LedgerError(f"unknown ledger {spec!r}: use embedded, evm or evm:RPC_URL")

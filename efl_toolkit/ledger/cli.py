@@ -13,6 +13,11 @@
 * ``efl ledger checkpoint PATH [--out FILE]``: the latest signed checkpoint (C2SP
   tlog-checkpoint note) on standard output, or written atomically to ``FILE``.
 
+An EVM ledger (``efl demo --ledger evm:RPC_URL``) is named by its descriptor, the
+``ledger.evm.json`` the demo writes (node URL, contract address, artifact folder), or by
+``evm:RPC_URL#CONTRACT_ADDRESS``: ``verify``, ``log`` and ``show`` read it through the same backend
+interface (``checkpoint`` is the embedded ledger's; a chain's anchor is its contract address).
+
 Reading never writes: a ledger on read-only media verifies where it lies. Bad input (no such
 file, not a ledger, a malformed checkpoint or key file, no such height or institution) is one
 line ``efl ledger <command>: error: ...`` on standard error and exit code 2.
@@ -88,11 +93,11 @@ def _checkpoint(view: LedgerView, out_file: str | None, out: TextIO) -> int:
     return 0
 
 
-def _log(view: LedgerView, institution: str | None, out: TextIO) -> int:
-    registry = ModelRegistry(view)
-    if institution is not None and institution not in view.state.members:
+def _log(registry: ModelRegistry, members: list[str], institution: str | None,
+         out: TextIO) -> int:
+    if institution is not None and institution not in members:
         raise InputError(f"--institution: unknown institution {institution!r}; members are "
-                         f"{list(view.state.members)}")
+                         f"{members}")
     history = registry.history(institution)
     if not history:
         print("no model versions", file=out)
@@ -183,6 +188,8 @@ def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     command = args.ledger_command
     prog = f"efl ledger {command}"
+    if str(args.path).endswith(".json") or str(args.path).startswith("evm:"):
+        return _chain_main(args, prog, out)
     try:
         keys, genesis = _trust_anchors(args)
         try:
@@ -201,7 +208,8 @@ def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
         if command == "checkpoint":
             return _checkpoint(view, getattr(args, "out", None), out)
         if command == "log":
-            return _log(view, getattr(args, "institution", None), out)
+            return _log(ModelRegistry(view), list(view.state.members),
+                        getattr(args, "institution", None), out)
         if command == "show":
             return _show(view, args.height, out)
         raise InputError(f"unknown ledger command {command!r}")
@@ -210,3 +218,62 @@ def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
         return 2
     finally:
         view.close()
+
+
+def _chain_main(args: argparse.Namespace, prog: str, out: TextIO) -> int:
+    """``verify``, ``log`` and ``show`` of an EVM ledger, through the backend interface."""
+    from efl_toolkit.ledger.evm.backend import open_chain
+
+    try:
+        if getattr(args, "checkpoint", None) or getattr(args, "trusted_keys", None) or \
+                getattr(args, "genesis", None) or args.ledger_command == "checkpoint":
+            raise InputError("checkpoints, --trusted-keys and --genesis are the embedded "
+                             "ledger's; an EVM ledger is anchored by its contract address")
+        chain = open_chain(str(args.path))
+    except (InputError, LedgerError) as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    try:
+        members = [m.institution for m in chain.members()]
+        if args.ledger_command == "verify":
+            report = chain.verify()
+            print(f"ledger {chain.ledger.path}", file=out)
+            print(f"  institutions: {', '.join(members) or '-'}", file=out)
+            print(f"  model versions: {len(chain.index.versions)}, rounds: "
+                  f"{len(chain.index.rounds)}", file=out)
+            print(report.summary, file=out)
+            for failure in report.failures[1:]:
+                print(f"  also at height {failure.height}: {failure.check} ({failure.reason})",
+                      file=out)
+            return 0 if report.ok else 1
+        if args.ledger_command == "log":
+            return _log(chain, members, getattr(args, "institution", None), out)
+        if args.ledger_command == "show":
+            return _show_chain_block(chain, args.height, out)
+        raise InputError(f"unknown ledger command {args.ledger_command!r}")
+    except (InputError, LedgerError) as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    finally:
+        chain.close()
+
+
+def _show_chain_block(chain, height: int, out: TextIO) -> int:
+    if not 0 <= height <= chain.height():
+        raise InputError(f"no block at height {height} (height is {chain.height()})")
+    block, checks = chain.block(height), chain.check_block(height)
+    print(f"block {height}  {block.row.hash}", file=out)
+    print(f"  prev hash:   {block.prev_hash}", file=out)
+    print(f"  timestamp:   {format_timestamp(int(block.row.timestamp * 1000))}", file=out)
+    print(f"  proposer:    {block.row.proposer}", file=out)
+    print("  checks:", file=out)
+    for r in checks:
+        mark = {True: "ok", False: "FAILED", None: "not checked"}[r.ok]
+        print(f"    {r.name:<14} {mark}{': ' + r.reason if r.reason else ''}", file=out)
+    print(f"  registry events ({len(block.transactions)}):", file=out)
+    for tx in block.transactions:
+        print(f"  [{tx.index}] {tx.type} from {tx.sender}", file=out)
+        print(f"      tx: {tx.tx_hash}", file=out)
+        for line in json.dumps(tx.payload, indent=2, sort_keys=True).splitlines():
+            print(f"      {line}", file=out)
+    return 0 if all(r.ok is not False for r in checks) else 1
