@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PRESET ?= classroom_fast
 OUT ?= efl_out
 
-.PHONY: demo test venv install install-dev browser-deps lint format clean bench
+.PHONY: demo test venv install install-dev browser-deps anvil lint format clean bench
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "efl_toolkit needs Python 3.11+, found " + sys.version.split()[0]'
@@ -40,7 +40,16 @@ browser-deps:
 	  || echo "warning: could not install chromium; the browser test will be skipped"; \
 	else echo "note: chromium not found and not root; the browser test will be skipped"; fi
 
-test: install-dev browser-deps
+# Anvil, a real EVM node, from npm (it ships the binary) into .tools/anvil, for the EVM ledger
+# test. Without npm the test is skipped with a message, unless EFL_REQUIRE_ANVIL=1.
+ANVIL_VERSION ?= 1.7.1
+anvil:
+	@if ls .tools/anvil/node_modules/@foundry-rs/anvil-*/bin/anvil >/dev/null 2>&1; then :; \
+	elif command -v npm >/dev/null 2>&1; then \
+	  npm install --silent --prefix .tools/anvil @foundry-rs/anvil@$(ANVIL_VERSION); \
+	else echo "note: npm not found; the Anvil test will be skipped"; fi
+
+test: install-dev browser-deps anvil
 	$(BIN)/ruff check efl_toolkit tests benchmarks data_scripts notebooks
 	EFL_PRESET=classroom_fast $(BIN)/python -m pytest -q tests efl_toolkit --doctest-modules
 
