@@ -322,7 +322,8 @@ def config_from_toml(path: str | os.PathLike, base: ExperimentConfig | None = No
 
     Any :class:`ExperimentConfig` field may appear at the top level; ``[train]`` holds
     :class:`TrainConfig` fields and ``[architectures]`` maps capacity tiers to lists of
-    architecture names. A ``name`` that is a preset starts from that preset.
+    architecture names. A ``name`` that is a preset starts from that preset (unless ``base``
+    is given: then ``base`` and its name win, as ``efl demo --preset`` does).
 
     Raises:
         ConfigError: One line naming the file and the field: a missing or unreadable file, bad
@@ -352,6 +353,8 @@ def config_from_toml(path: str | os.PathLike, base: ExperimentConfig | None = No
     if base is None:
         name = changes.get("name")
         base = get_config(name if name in PRESETS else None)
+    else:  # the caller chose the preset (``--preset``): it names the run
+        changes.pop("name", None)
     try:
         return base.replace(**changes)
     except ConfigError as error:

@@ -218,7 +218,8 @@ def plot_roc_curves(result: ExperimentResult) -> Figure:
     """
     labels, n_classes = result.dataset.test.labels, result.dataset.n_classes
     curves = {f"{i} alone": r.test_probs for i, r in result.alone.items()}
-    curves["secure ensemble"] = result.secure.mean
+    if result.secure.mean is not None:  # reveal="labels" opens no scores to draw a curve of
+        curves["secure ensemble"] = result.secure.mean
     curves["centralized"] = result.centralized.test_probs
     fig = Figure(figsize=(5.6, 4.6), layout="constrained")
     ax = fig.add_subplot()
