@@ -6,9 +6,9 @@ spec written into a temporary folder that points at *this* interpreter (the proj
 virtualenv), so a ``python3`` kernel installed elsewhere on the machine can never be used by
 accident. Each notebook runs on its own: in a temporary working directory (nothing is written
 into the repository), with ``EFL_PRESET=classroom_fast``, its own empty temporary folder
-(``TMPDIR``) and its own empty caches (``EFL_CACHE``, ``EFL_WORKDIR`` unset), and a time budget
-for the whole notebook. After the kernel shuts down (gracefully, as JupyterLab does), its
-temporary folder must be empty: no ``efl-*`` run folders, ledgers or keystores left behind.
+(``TMPDIR``; ``EFL_WORKDIR`` unset), and a time budget for the whole notebook. After the
+kernel shuts down (gracefully, as JupyterLab does), its temporary folder must be empty: no
+``efl-*`` run folders, ledgers or keystores left behind.
 The notebook's ``# check:`` cells (``efl_toolkit.course.check``) assert what it teaches, so a
 broken claim in the library fails the run; a failure names the notebook, the failing cell and
 the error. Each notebook's wall time is printed (``-s``) and recorded as a test property.
@@ -67,13 +67,13 @@ def venv_kernel(tmp_path_factory) -> Path:
 
 def kernel_environment(tmp: Path | None = None) -> dict[str, str]:
     """The kernel's environment: ours, with the fast preset forced; with ``tmp``, a private
-    temporary folder and an empty cache under it (so the notebook runs on its own)."""
+    temporary folder under it (so the notebook runs on its own and leftovers are its own)."""
     env = {**os.environ, "EFL_PRESET": "classroom_fast",
            "PYTHONWARNINGS": "ignore::DeprecationWarning"}
     env.pop("EFL_WORKDIR", None)
     if tmp is not None:
         (tmp / "tmp").mkdir(exist_ok=True)
-        env.update(TMPDIR=str(tmp / "tmp"), EFL_CACHE=str(tmp / "cache"))
+        env["TMPDIR"] = str(tmp / "tmp")
     return env
 
 
@@ -201,13 +201,14 @@ def test_notebook_has_check_cells(path):
 
 
 def _outputs(executed, kind: str) -> list[str]:
-    """Texts of every output of ``kind`` (``"stdout"`` or ``"text/html"``) of a notebook."""
+    """Texts of every output of ``kind`` of a notebook: ``"stdout"``, or a MIME type shown with
+    ``display`` (``"text/html"``: what ``course.show`` sends in a kernel)."""
     found = []
     for cell in executed.cells:
         for output in cell.get("outputs", []):
             if kind == "stdout" and output.get("name") == "stdout":
                 found.append(output["text"])
-            elif kind != "stdout" and kind in output.get("data", {}):
+            elif output.get("output_type") == "display_data" and kind in output.get("data", {}):
                 found.append(output["data"][kind])
     return found
 

@@ -154,15 +154,16 @@ def in_notebook() -> bool:
 
 
 def show(rows: Sequence[Mapping] | Mapping | Table, columns: Sequence[str] | None = None, *,
-         digits: int = 3, caption: str | None = None) -> Table:
+         digits: int = 3, caption: str | None = None) -> None:
     """Shows a table: rich HTML in a Jupyter kernel, printed text anywhere else.
 
     Args:
         rows: Dict rows, a flat mapping (shown with :func:`mapping_table`) or a :class:`Table`.
         columns, digits, caption: As for :class:`Table` (ignored when ``rows`` is a Table).
 
-    Returns:
-        The :class:`Table` shown (its ``frame()`` gives a DataFrame to sort or export).
+    Returns nothing, so that ``show(...)`` as a cell's last line shows the table once; use
+    :func:`table` for a :class:`Table` to keep (its ``frame()`` is a DataFrame to sort or
+    export).
     """
     if isinstance(rows, Table):
         shown = rows
@@ -176,7 +177,6 @@ def show(rows: Sequence[Mapping] | Mapping | Table, columns: Sequence[str] | Non
         display(shown)
     else:
         print(shown)
-    return shown
 
 
 def class_counts_text(counts: Sequence[int], class_names: Sequence[str]) -> str:
