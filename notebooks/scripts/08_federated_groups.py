@@ -165,6 +165,8 @@ print(f"ledger {ledger_path} with {len(institutions)} institutions, height {ledg
 # It stops after `config.round_patience` rounds without a better score and keeps the best
 # round's model. Finally each keeper may fine-tune it on its own share and keeps the
 # fine-tuned copy only if its *own* validation loss improves.
+#
+# *This cell takes about 8 s on 2 cores (15 s on a busy machine).*
 
 # %%
 result = train_groups([group], institutions, dataset, config, keys.params, sum_fn,
