@@ -19,6 +19,7 @@ from efl_toolkit.secure.fast_argmax import (
     fast_pseudorandom_share_0,
     fast_random_split,
     fast_randomness,
+    fast_sqrt,
     mpyc_version,
     secure_argmax,
     uniform_below,
@@ -103,6 +104,17 @@ def test_prss_shares_identical_to_mpyc(m, t):
                 thresha.np_pseudorandom_share_0(field, m, i, prfs, uci, 300).value)
 
 
+def test_sqrt_identical_to_mpyc():
+    field = load_runtime(["--no-log"], keep_event_loop_policy=True).SecInt(19).field
+    x = np.array([int(v) for v in uniform_below(field.modulus, 600)], dtype=object)
+    squares = (x * x % field.modulus).reshape(20, 30)
+    for inv in (True, False):
+        mine = fast_sqrt(field.array, squares, INV=inv)
+        assert mine.shape == (20, 30) and np.array_equal(mine, field.array._sqrt(squares, INV=inv))
+    with pytest.raises(ZeroDivisionError):
+        fast_sqrt(field.array, np.array([4, 0], dtype=object), INV=True)
+
+
 def test_random_split_shares_recombine_and_are_uniform_below_p():
     from mpyc import thresha
 
@@ -123,12 +135,15 @@ def test_random_split_shares_recombine_and_are_uniform_below_p():
 
 def test_fast_randomness_is_scoped_and_guarded(monkeypatch):
     import mpyc
-    from mpyc import thresha
+    from mpyc import finfields, thresha
 
-    before = (thresha.PRF.__call__, thresha.np_random_split)
+    before = (thresha.PRF.__call__, thresha.np_random_split,
+              vars(finfields.PrimeFieldArray)["_sqrt"])
     with fast_randomness() as active:
         assert active and thresha.np_random_split is fast_random_split
-    assert (thresha.PRF.__call__, thresha.np_random_split) == before
+        assert finfields.PrimeFieldArray._sqrt.__func__ is fast_sqrt
+    assert (thresha.PRF.__call__, thresha.np_random_split,
+            vars(finfields.PrimeFieldArray)["_sqrt"]) == before
     with fast_randomness(enabled=False) as active:
         assert not active and thresha.np_random_split is before[1]
     monkeypatch.setattr(mpyc, "__version__", "0.12")

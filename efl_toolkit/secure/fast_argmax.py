@@ -13,19 +13,22 @@ Three changes against MPyC's ``np_argmax`` on ``SecFxp(32,16)`` (``docs/secure.m
 2. **Tournament with secure indices** (:func:`secure_argmax`): ``C - 1`` comparisons per row
    in ``ceil(log2 C)`` rounds like MPyC's, but the winner's index is carried as one secure number
    (one multiplication per comparison) instead of a unit vector of length ``C``.
-3. **Batched randomness** (:func:`fast_randomness`): two functions of MPyC 0.11's
-   ``mpyc.thresha`` are swapped, only while a round's argmax runs in a party process:
+3. **Batched randomness** (:func:`fast_randomness`): five functions of MPyC 0.11 are swapped,
+   only while a round's argmax runs in a party process:
 
-   * ``PRF.__call__`` (pseudorandom secret sharing, keys as MPyC makes them with ``secrets``):
-     the same SHAKE-128 output bytes are turned into numbers with numpy instead of one
-     ``int.from_bytes`` per number. The numbers are **identical** (checked by
+   * ``thresha.PRF.__call__``, ``thresha.np_pseudorandom_share`` and ``_share_0``
+     (pseudorandom secret sharing, keys as MPyC makes them with ``secrets``): the same SHAKE-128
+     output bytes become the same numbers and shares with uint64 numpy arithmetic instead of
+     Python integers one by one. The outputs are **identical** (checked by
      ``tests/test_secure_argmax_fast.py``), so patched and unpatched parties agree.
-   * ``np_random_split`` (Shamir re-sharing after each multiplication, and inputs): the
+   * ``finfields.PrimeFieldArray._sqrt`` (a random bit is ``r / sqrt(r^2)``): the same square
+     roots, one ``gmpy2.powmod_base_list`` call per array instead of one call per entry.
+   * ``thresha.np_random_split`` (Shamir re-sharing after each multiplication, and inputs): the
      polynomial coefficients come from one ``os.urandom`` call per batch, made uniform mod ``p``
      by rejection sampling, instead of one ``secrets.randbelow`` (an ``os.urandom`` call) each.
      Same source, same uniform distribution, same threat model.
 
-   Both fall back to MPyC's own code outside their fast range (moduli of 56 bits or more).
+   Each falls back to MPyC's own code outside its fast range (moduli of 55 bits or more).
 
 The swap is guarded: it applies only with the MPyC version it was written for
 (:data:`PINNED_MPYC`, also pinned in ``pyproject.toml``); another version runs MPyC unchanged.
@@ -190,15 +193,33 @@ def fast_random_split(field, s, t: int, m: int):
     return shares.astype(object)
 
 
+def fast_sqrt(cls, a, INV: bool = False):  # noqa: N803 (MPyC's signature)
+    """Drop-in for MPyC 0.11's ``PrimeFieldArray._sqrt``: the same (inverse) square roots mod
+    ``p = 3 mod 4``, one ``gmpy2.powmod_base_list`` call for the array instead of one
+    ``powmod`` call per entry through ``np.vectorize``."""
+    p = cls.field.modulus
+    fast = isinstance(p, int) and p & 3 == 3 and isinstance(a, np.ndarray) and a.size
+    if not fast:
+        return _original("sqrt").__func__(cls, a, INV=INV)
+    import gmpy2
+
+    if INV and (a == 0).any():
+        raise ZeroDivisionError("no inverse sqrt of 0")
+    exponent = gmpy2.mpz((p * 3 - 5) >> 2 if INV else (p + 1) >> 2)
+    roots = gmpy2.powmod_base_list([int(v) for v in a.flat], exponent, gmpy2.mpz(p))
+    return np.fromiter(map(int, roots), dtype=object, count=a.size).reshape(a.shape)
+
+
 #: MPyC's own functions while :func:`fast_randomness` has swapped them out.
 _ORIGINAL: dict = {}
 
 
 def _swaps() -> dict:
-    """key -> (owner in ``mpyc.thresha``, attribute, replacement)."""
-    from mpyc import thresha
+    """key -> (owner in ``mpyc``, attribute, replacement)."""
+    from mpyc import finfields, thresha
 
     return {"prf": (thresha.PRF, "__call__", fast_prf_call),
+            "sqrt": (finfields.PrimeFieldArray, "_sqrt", classmethod(fast_sqrt)),
             "split": (thresha, "np_random_split", fast_random_split),
             "share": (thresha, "np_pseudorandom_share", fast_pseudorandom_share),
             "share0": (thresha, "np_pseudorandom_share_0", fast_pseudorandom_share_0)}
@@ -209,7 +230,7 @@ def _original(key: str):
     if key in _ORIGINAL:
         return _ORIGINAL[key]
     owner, name, _ = _swaps()[key]
-    return getattr(owner, name)
+    return vars(owner)[name]
 
 
 def mpyc_version() -> str:
@@ -231,7 +252,7 @@ def fast_randomness(enabled: bool = True):
         return
     swaps = _swaps()
     for key, (owner, name, fast) in swaps.items():
-        _ORIGINAL[key] = getattr(owner, name)
+        _ORIGINAL[key] = vars(owner)[name]          # the raw attribute (a classmethod stays one)
         setattr(owner, name, fast)
     try:
         yield True
