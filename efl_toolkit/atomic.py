@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -47,22 +48,65 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes, *, durable: bool = 
         OSError: The folder is missing or not writable (the old file is untouched and no
             temporary file is left behind).
     """
+    from efl_toolkit.ledger.faults import fault_point  # here: the ledger package imports us
+
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path.name), dir=path.parent)
     try:
         os.fchmod(fd, _FILE_MODE)          # as open() would create it, not mkstemp's 0600
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            fault_point("atomic.after_temp_write")
             if durable:
                 f.flush()
                 os.fsync(f.fileno())
+        fault_point("atomic.before_rename")
         os.replace(tmp, path)
+        fault_point("atomic.after_rename")
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     if durable:
         fsync_directory(path.parent)
     return path
+
+
+def _temp_prefix(name: str, pid: int | None = None) -> str:
+    """``.<name>.tmp-<pid>-``: the writer's pid tells a live writer's file from a dead one's."""
+    return f".{name}.tmp-{os.getpid() if pid is None else pid}-"
+
+
+_TEMP = re.compile(r"^\..+\.tmp-(\d+)-[^/]*$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(directory: str | os.PathLike) -> list[Path]:
+    """Deletes the temporary files that writers killed mid-write left in ``directory``.
+
+    A crash between :func:`write_bytes_atomic`'s temporary file and its rename leaves
+    ``.<name>.tmp-<pid>-XXXX`` behind (never a half file under ``name``). Files of a process
+    that is still running are kept (it may be about to rename them); so are files of the old
+    naming without a pid. Returns the deleted paths (none if ``directory`` does not exist).
+    """
+    folder = Path(directory)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for entry in folder.iterdir():
+        match = _TEMP.match(entry.name)
+        if match and entry.is_file() and not _alive(int(match.group(1))):
+            entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
 
 
 def write_text_atomic(path: str | os.PathLike, text: str, *, durable: bool = True) -> Path:

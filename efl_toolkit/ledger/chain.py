@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from efl_toolkit.atomic import fsync_directory
+from efl_toolkit.atomic import fsync_directory, remove_stale_temporaries
 from efl_toolkit.ledger import store
 from efl_toolkit.ledger.artifacts import ArtifactStore
 from efl_toolkit.ledger.block import (
@@ -147,6 +147,9 @@ class Ledger(LedgerView):
              clock: Callable[[], int] = now_ms) -> Ledger:
         """Opens an existing ledger for appending; verifies it first.
 
+        Temporary files that a writer killed mid-write left beside the ledger or among the
+        artifacts are deleted first (:func:`~efl_toolkit.atomic.remove_stale_temporaries`).
+
         Args:
             path: The SQLite file.
             consortium: Keys to sign with (default: the keystore ``<path>.keys/``).
@@ -156,6 +159,8 @@ class Ledger(LedgerView):
             LedgerError: not a ledger, fails verification, or the keys do not match genesis.
         """
         conn = store.open_store(path, readonly=False)
+        for folder in (Path(path).parent, artifacts_dir(path)):  # a killed writer's leftovers
+            remove_stale_temporaries(folder)
         try:
             if consortium is None:
                 consortium = Consortium.load(keystore_path(path))

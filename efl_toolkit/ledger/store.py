@@ -8,10 +8,11 @@ Schema (all content columns are BLOBs holding exactly the bytes that were hashed
 
 While a writer has it open the database runs in WAL mode with ``synchronous=FULL``;
 :func:`write_block` inserts a block and its transactions between ``BEGIN IMMEDIATE`` and
-``COMMIT``, after checking that the head did not move. SQLite's atomic commit then guarantees
-that after a crash (even SIGKILL or power loss) the file holds either the chain before or the
-chain after that block. Readers never crash on odd bytes: any column value is handed to
-verification as ``bytes``.
+``COMMIT``, after checking that the head did not move (each step is a named
+:mod:`~efl_toolkit.ledger.faults` point, so tests stop a writer exactly there). SQLite's atomic
+commit then guarantees that after a crash (even SIGKILL or power loss) the file holds either
+the chain before or the chain after that block. Readers never crash on odd bytes: any column
+value is handed to verification as ``bytes``.
 
 A closed ledger is ONE self-contained file: :func:`close_store` switches a writer's connection
 back to ``journal_mode=DELETE`` (checkpointing the WAL and removing ``-wal``/``-shm``). Read paths
@@ -36,6 +37,7 @@ from pathlib import Path
 
 from efl_toolkit.ledger.block import StoredBlock, StoredTx
 from efl_toolkit.ledger.errors import LedgerError
+from efl_toolkit.ledger.faults import fault_point
 
 FORMAT = "efl-ledger"
 SCHEMA_VERSION = "1"
@@ -266,6 +268,7 @@ def write_block(conn: sqlite3.Connection, block: StoredBlock) -> None:
     try:
         conn.execute("BEGIN IMMEDIATE")
         try:
+            fault_point("store.after_begin")
             head = head_height(conn)
             if head != block.height - 1:
                 raise LedgerError(
@@ -273,12 +276,16 @@ def write_block(conn: sqlite3.Connection, block: StoredBlock) -> None:
                     "writer changed the ledger; reopen it")
             conn.execute("INSERT INTO blocks(height, hash, header, votes) VALUES (?, ?, ?, ?)",
                          (block.height, block.hash, block.header, block.votes))
-            conn.executemany(
-                "INSERT INTO txs(height, idx, tx_id, body) VALUES (?, ?, ?, ?)",
-                [(block.height, tx.index, tx.tx_id, tx.body) for tx in block.txs])
+            fault_point("store.after_block_row")
+            for tx in block.txs:
+                conn.execute("INSERT INTO txs(height, idx, tx_id, body) VALUES (?, ?, ?, ?)",
+                             (block.height, tx.index, tx.tx_id, tx.body))
+                fault_point("store.after_tx_row")
+            fault_point("store.before_commit")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
     except sqlite3.Error as err:
         raise LedgerError(f"cannot write block {block.height}: {err}") from None
+    fault_point("store.after_commit")

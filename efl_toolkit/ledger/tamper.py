@@ -91,7 +91,7 @@ than a/ledger.sqlite (artifacts are shared per directory)
         source.close()
     if artifacts_dir(src).is_dir():
         shutil.copytree(artifacts_dir(src), artifacts_dir(dst), dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns(".tmp-*"))
+                        ignore=shutil.ignore_patterns(".*.tmp-*"))
     return dst
 
 
