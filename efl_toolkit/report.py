@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import math
 import os
@@ -20,7 +21,7 @@ from matplotlib.figure import Figure
 from sklearn.metrics import roc_curve
 from sklearn.preprocessing import label_binarize
 
-from efl_toolkit.atomic import write_text_atomic
+from efl_toolkit.atomic import write_bytes_atomic, write_text_atomic
 from efl_toolkit.ensemble import argmax_labels, combine
 from efl_toolkit.federation.level2 import describe_weights, resolve_rule
 from efl_toolkit.ledger import open_ledger
@@ -397,14 +398,43 @@ def ledger_anchors(ledger_path: Path) -> dict:
                 "verifier_keys": [verifier_key(i, k) for i, k in view.member_keys().items()]}
 
 
+def save_probabilities(result: ExperimentResult, out_dir: str | Path) -> Path:
+    """Writes ``probs.npz``: the test-split probabilities behind ``report.json``'s scores.
+
+    Arrays (``n`` test queries, ``C`` classes): ``labels`` ``[n]`` (true classes),
+    ``secure_scored`` ``[n, C]`` (the method's opened result as scored, after its decision
+    rule), ``secure_opened`` ``[n, C]`` (the opened mean, or one-hot opened labels),
+    ``secure_labels`` ``[n]`` (the labels the committee opened), ``plaintext_mean`` ``[n, C]``,
+    ``ensemble_only`` ``[n, C]``, ``centralized`` ``[n, C]`` and ``alone/<institution>``
+    ``[n, C]`` (each institution's local ensemble trained alone). Lets anyone recompute the
+    report's figures independently (e.g. with scikit-learn).
+    """
+    from efl_toolkit.pipeline import opened_probabilities
+
+    n_classes = result.dataset.n_classes
+    opened = opened_probabilities(result.secure, n_classes)
+    arrays = {"labels": result.dataset.test.labels, "secure_opened": opened,
+              "secure_scored": opened if result.secure.mean is None else result.decide(opened),
+              "secure_labels": result.secure.labels, "plaintext_mean": result.plaintext_probs,
+              "centralized": result.centralized.test_probs,
+              **{f"alone/{name}": res.test_probs for name, res in result.alone.items()}}
+    if result.ensemble_only_probs is not None:
+        arrays["ensemble_only"] = result.ensemble_only_probs
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
+    return write_bytes_atomic(Path(out_dir) / "probs.npz", buffer.getvalue())
+
+
 def write_outputs(result: ExperimentResult, out_dir: str | Path, total_seconds: float) -> dict:
-    """Writes the plots, ``report.md`` and, last, ``report.json``; returns the report.
+    """Writes the plots, ``probs.npz``, ``report.md`` and, last, ``report.json``; returns the
+    report.
 
     Each report file is written atomically, and ``report.json`` (the run's "complete" mark)
     only after everything else: a run killed on the way never leaves a half report.
     """
     out = Path(out_dir)
     save_plots(result, out)
+    save_probabilities(result, out)
     report = build_report(result, out, total_seconds)
     if result.ledger_backend is None:  # a chain's anchors are its node's (contract address)
         report["ledger"].update(ledger_anchors(Path(result.ledger_path)))
