@@ -187,3 +187,29 @@ def _metrics_figure(result):
 
     return plot(metric_rows(result), metric=["accuracy", "balanced_accuracy", "auc"],
                 majority=majority_share(result.dataset.test.labels))
+
+
+def test_explorer_dag_svg_edges_avoid_unrelated_nodes():
+    import re
+
+    from efl_toolkit.explorer.backend import ModelVersion as Node
+    from efl_toolkit.explorer.dag import NODE_RADIUS, dag_svg
+
+    nodes = [Node("a1", "model", "h-a", "mlp v1", 1), Node("b1", "model", "h-b", "mlp v1", 2),
+             Node("a2", "model", "h-a", "mlp v2", 3, parents=("a1",)),
+             Node("c1", "model", "h-c", "cnn v1", 4),
+             Node("a3", "model", "h-a", "mlp v3", 5, parents=("a1",)),  # skips a2
+             Node("r1", "round", "h-c", "round 1", 6, parents=("a2", "b1", "c1"))]
+    svg = dag_svg(nodes)
+    centres = {m[0]: (float(m[1]), float(m[2])) for m in re.findall(
+        r'data-version="(\w+)">.*?<circle cx="([\d.]+)" cy="([\d.]+)"', svg, re.S)}
+    paths = [[tuple(map(float, p.split(","))) for p in re.findall(r"[ML]([\d.]+,[\d.]+)", d)]
+             for d in re.findall(r'class="efl-dag-edge" d="([^"]+)"', svg)]
+    assert len(centres) == 6 and len(paths) == 5
+    for path in paths:
+        ends = {min(centres, key=lambda n: math.dist(centres[n], point))
+                for point in (path[0], path[-1])}
+        for name, centre in centres.items():
+            if name not in ends:
+                gap = min(_distance(centre, a, b) for a, b in zip(path, path[1:], strict=False))
+                assert gap > NODE_RADIUS + 2, f"an edge between {ends} crosses {name}"

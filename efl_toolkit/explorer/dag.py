@@ -1,8 +1,13 @@
 """Drawing the model-version graph as inline SVG (no plotting library, no browser round trip).
 
-Each institution gets a horizontal lane; nodes sit left to right in ledger order; an arrow runs
-from every parent to its child, so a model's history reads along its lane and an ensemble round
-collects arrows from the versions that took part in it.
+Each institution gets a horizontal lane; nodes sit left to right in ledger order (one node per
+column); an arrow runs from every parent to its child, so a model's history reads along its lane
+and an ensemble round collects arrows from the versions that took part in it.
+
+Edges never pass through an unrelated node: an arrow to the next node of the same lane is
+straight; any other (another lane, or skipping nodes of its own lane) leaves its parent
+vertically (the column holds no other node), runs along a channel halfway between two lanes
+(which holds no node) and enters its child's column.
 """
 
 from __future__ import annotations
@@ -56,13 +61,31 @@ def layout(versions: Sequence[ModelVersion]) -> Layout:
     return Layout(positions, tuple(lanes), width, height)
 
 
-def _edge(start: tuple[float, float], end: tuple[float, float]) -> str:
+def edge_path(start: tuple[float, float], end: tuple[float, float], *, adjacent: bool,
+              offset: float = 0.0) -> list[tuple[float, float]]:
+    """The corner points of an arrow from ``start`` to ``end`` (node centres; see module doc).
+
+    ``adjacent``: ``end`` is the next node of ``start``'s lane (then a straight arrow).
+    ``offset``: shifts the channel a few pixels so parallel edges stay apart.
+
+    Example:
+        >>> edge_path((0, 0), (100, 56), adjacent=False)
+        [(0, 11), (0, 28.0), (100, 28.0), (100, 42)]
+    """
     (x0, y0), (x1, y1) = start, end
-    x0, x1 = x0 + NODE_RADIUS, x1 - NODE_RADIUS - 3
-    middle = (x0 + x1) / 2
-    return (f'<path d="M{x0:.1f},{y0:.1f} C{middle:.1f},{y0:.1f} {middle:.1f},{y1:.1f} '
-            f'{x1:.1f},{y1:.1f}" fill="none" stroke="#888" stroke-width="1.4" '
-            f'marker-end="url(#efl-arrow)"/>')
+    if adjacent and y0 == y1:
+        return [(x0 + NODE_RADIUS, y0), (x1 - NODE_RADIUS - 3, y1)]
+    down = y1 > y0
+    channel = (y1 - LANE_HEIGHT / 2 if down or y0 == y1 else y1 + LANE_HEIGHT / 2) + offset
+    leave = y0 + NODE_RADIUS if channel > y0 else y0 - NODE_RADIUS
+    enter = y1 - NODE_RADIUS - 3 if channel < y1 else y1 + NODE_RADIUS + 3
+    return [(x0, leave), (x0, channel), (x1, channel), (x1, enter)]
+
+
+def _edge(points: list[tuple[float, float]]) -> str:
+    d = " ".join(f"{'M' if k == 0 else 'L'}{x:.1f},{y:.1f}" for k, (x, y) in enumerate(points))
+    return (f'<path class="efl-dag-edge" d="{d}" fill="none" stroke="#888" stroke-width="1.4" '
+            f'stroke-linejoin="round" marker-end="url(#efl-arrow)"/>')
 
 
 def _node(version: ModelVersion, x: float, y: float) -> str:
@@ -107,10 +130,18 @@ def dag_svg(versions: Sequence[ModelVersion]) -> str:
                      f'fill="{fill}"/>')
         parts.append(f'<text x="8" y="{y + LANE_HEIGHT / 2 + 4:.1f}" font-size="12" '
                      f'font-weight="bold">{escape(lane[:20])}</text>')
+    by_lane: dict[float, list[float]] = {}
+    for x, y in placed.positions.values():
+        by_lane.setdefault(y, []).append(x)
+    n_edges = 0
     for version in versions:
         for parent in version.parents:
             if parent in placed.positions:
-                parts.append(_edge(placed.positions[parent], placed.positions[version.version]))
+                (x0, y0), (x1, y1) = placed.positions[parent], placed.positions[version.version]
+                adjacent = y0 == y1 and not any(x0 < x < x1 for x in by_lane[y0])
+                parts.append(_edge(edge_path((x0, y0), (x1, y1), adjacent=adjacent,
+                                             offset=4.0 * (n_edges % 3 - 1))))
+                n_edges += 1
     for version in versions:
         parts.append(_node(version, *placed.positions[version.version]))
     parts.append("</svg>")

@@ -22,20 +22,33 @@ from efl_toolkit.explorer.backend import (
 
 STYLE = """<style>
 .efl-explorer { font-family: var(--jp-ui-font-family, sans-serif); }
+.efl-explorer .widget-html-content { white-space: normal; }
 .efl-block-list select, .efl-block-header pre { font-family: var(--jp-code-font-family,
   monospace); font-size: 12px; white-space: pre; margin: 0; }
-.efl-txs td:nth-child(-n+5) { white-space: nowrap; }
+.efl-block-detail { min-width: 0; }
+.efl-block-detail .widget-html-content { overflow: visible; }
 .efl-table { border-collapse: collapse; font-size: 12px; }
 .efl-table td, .efl-table th { border-bottom: 1px solid #ddd; padding: 2px 8px; text-align: left;
   vertical-align: top; }
 .efl-table th { white-space: nowrap; }
-.efl-mono { font-family: var(--jp-code-font-family, monospace); word-break: break-all; }
-.efl-badge { display: inline-block; border-radius: 4px; padding: 1px 7px; margin: 2px 4px 2px 0;
-  font-size: 12px; color: white; }
+.efl-fields { table-layout: fixed; width: 100%; }
+.efl-fields th { width: 8.5em; }
+.efl-mono { font-family: var(--jp-code-font-family, monospace); overflow-wrap: anywhere; }
+.efl-checks { display: flex; flex-wrap: wrap; gap: 4px; margin: 4px 0; }
+.efl-badge { display: inline-block; box-sizing: border-box; max-width: 100%; border-radius: 4px;
+  padding: 1px 7px; margin: 2px 4px 2px 0; font-size: 12px; color: white; white-space: normal;
+  overflow-wrap: anywhere; }
+.efl-checks .efl-badge { margin: 0; }
 .efl-badge-ok { background: #2e7d32; }
 .efl-badge-fail { background: #c62828; }
 .efl-badge-idle { background: #757575; }
-.efl-payload { margin: 0; font-size: 11px; max-height: 14em; overflow: auto; }
+.efl-tx { border-top: 1px solid #ddd; padding: 4px 0; font-size: 12px; }
+.efl-tx-head { display: flex; flex-wrap: wrap; gap: 2px 12px; align-items: baseline; }
+.efl-payload { margin: 4px 0 0 0; padding: 4px 6px; font-size: 12px; line-height: 1.35;
+  white-space: pre; max-width: 100%; max-height: 20em; overflow: auto; box-sizing: border-box;
+  background: var(--jp-layout-color2, #f5f5f5); border-radius: 3px; }
+.efl-explorer .efl-block-detail pre.efl-payload { white-space: pre !important; }
+/* JupyterLab's output CSS (.jp-OutputArea-output pre) would wrap the payload mid-word */
 </style>"""
 
 SIGNATURE_MARK = {True: "\u2714 valid", False: "\u2718 INVALID", None: "not checked"}
@@ -109,9 +122,37 @@ def verify_status(report: VerifyReport) -> str:
     return badge(report.summary + more, False)
 
 
+def wrap_hash(value: str, every: int = 16) -> str:
+    """``value`` HTML-escaped with a line-break opportunity (``<wbr>``) every ``every``
+    characters, so a 64-hex-digit hash wraps in four readable groups in a narrow panel.
+
+    Example:
+        >>> wrap_hash("ab" * 10, every=8)
+        'abababab<wbr>abababab<wbr>abab'
+    """
+    return "<wbr>".join(escape(value[i:i + every]) for i in range(0, len(value), every))
+
+
+def _field(value: str) -> str:
+    """A header value: hashes break every 16 hex digits, anything else where it can."""
+    is_hash = len(value) > 16 and set(value.lower()) <= set("0123456789abcdef")
+    return wrap_hash(value) if is_hash else escape(value)
+
+
 def _payload(payload: object) -> str:
-    text = json.dumps(payload, indent=1, sort_keys=True, default=str)
+    """The payload pretty-printed (JSON, indent 2) in a scrollable block."""
+    text = json.dumps(payload, indent=2, sort_keys=True, default=str)
     return f'<pre class="efl-payload">{escape(text)}</pre>'
+
+
+def _transaction(tx) -> str:
+    """One transaction: a wrapping summary line, then its payload at the panel's full width."""
+    return (f"<div class='efl-tx'><div class='efl-tx-head'><b>#{tx.index} {escape(tx.type)}</b>"
+            f"<span>from {escape(tx.sender)}</span>"
+            f"<span>tx <span class='efl-mono' title='{escape(tx.tx_hash)}'>"
+            f"{escape(tx.tx_hash[:16])}</span></span>"
+            f"<span>signature {SIGNATURE_MARK[tx.signature_ok]}</span></div>"
+            f"{_payload(tx.payload)}</div>")
 
 
 def block_detail(view: BlockView, checks: Sequence[CheckResult]) -> str:
@@ -127,19 +168,13 @@ def block_detail(view: BlockView, checks: Sequence[CheckResult]) -> str:
               ("Merkle root", view.merkle_root), ("proposer", row.proposer),
               ("time (UTC)", format_time(row.timestamp))]
     fields += [(str(k), str(v)) for k, v in view.header.items()]
-    header = "".join(f"<tr><th>{escape(k)}</th><td class='efl-mono'>{escape(v)}</td></tr>"
+    header = "".join(f"<tr><th>{escape(k)}</th><td class='efl-mono'>{_field(v)}</td></tr>"
                      for k, v in fields)
-    txs = "".join(
-        f"<tr><td>{tx.index}</td><td>{escape(tx.type)}</td><td>{escape(tx.sender)}</td>"
-        f"<td class='efl-mono' title='{escape(tx.tx_hash)}'>{escape(tx.tx_hash[:12])}</td>"
-        f"<td>{SIGNATURE_MARK[tx.signature_ok]}</td><td>{_payload(tx.payload)}</td></tr>"
-        for tx in view.transactions)
-    tx_table = (f"<table class='efl-table efl-txs'><tr><th>#</th><th>type</th><th>sender</th>"
-                f"<th>tx hash</th><th>signature</th><th>payload</th></tr>{txs}</table>" if txs
-                else "<p>no transactions</p>")
+    txs = "".join(_transaction(tx) for tx in view.transactions)
     return (f"<h4>block {row.height}</h4>{check_badges(checks)}"
-            f"<table class='efl-table'>{header}</table>"
-            f"<h4>{len(view.transactions)} transaction(s)</h4>{tx_table}")
+            f"<table class='efl-table efl-fields'>{header}</table>"
+            f"<h4>{len(view.transactions)} transaction(s)</h4>"
+            f"<div class='efl-txs'>{txs or '<p>no transactions</p>'}</div>")
 
 
 def institutions_table(institutions: Sequence[InstitutionView]) -> str:

@@ -110,7 +110,7 @@ class ExplorerWidget(widgets.VBox):
         self.verify_status = _styled(widgets.HTML(render.badge("not verified yet", None)),
                                      "efl-verify-status")
         self.search_box = _styled(
-            widgets.Text(placeholder="hash prefix (block, tx or model version)",
+            widgets.Text(placeholder="hash prefix (block, tx, model version or public key)",
                          continuous_update=False, layout=widgets.Layout(width="26em")),
             "efl-search")
         self.search_results = _styled(widgets.HTML(), "efl-search-results")
@@ -120,15 +120,21 @@ class ExplorerWidget(widgets.VBox):
         self.block_list = _styled(
             widgets.Select(options=[], rows=16, layout=widgets.Layout(width="100%")),
             "efl-block-list")
+        # Responsive: the list (one full label wide, at most 530 px) and the detail share a wide
+        # panel; where both do not fit (a laptop with the file browser open) the detail wraps
+        # below the list and takes the whole width.
         self.block_detail = _styled(
-            widgets.HTML(layout=widgets.Layout(flex="1 1 0", min_width="0", overflow="auto",
-                                               margin="0 0 0 12px")),
+            widgets.HTML(layout=widgets.Layout(flex="1000 1 480px", min_width="0",
+                                               overflow="auto", margin="0 0 0 12px")),
             "efl-block-detail")
         block_column = widgets.VBox(
             [_styled(widgets.HTML(f"<pre>{render.BLOCK_HEADER}</pre>"), "efl-block-header"),
              self.block_list],
-            layout=widgets.Layout(flex="0 0 auto", width="530px"))
-        blocks_tab = widgets.HBox([block_column, self.block_detail])
+            layout=widgets.Layout(flex="1 1 480px", min_width="0", max_width="530px",
+                                  overflow="hidden"))
+        blocks_tab = _styled(widgets.HBox([block_column, self.block_detail],
+                                          layout=widgets.Layout(flex_flow="row wrap")),
+                             "efl-blocks-tab")
         self.institutions_view = _styled(widgets.HTML(), "efl-institutions")
         self.dag_view = _styled(widgets.HTML(layout=widgets.Layout(overflow="auto")), "efl-dag")
 
@@ -299,7 +305,8 @@ class ExplorerWidget(widgets.VBox):
         return report
 
     def search(self, prefix: str) -> list[SearchHit]:
-        """Finds blocks, transactions and model versions by hash prefix; selects the first hit."""
+        """Finds blocks, transactions and model versions by hash prefix, and institutions by
+        public-key prefix; selects the first hit's block."""
         prefix = prefix.strip().lower()
         if not prefix:
             self.search_results.value = ""
@@ -312,6 +319,13 @@ class ExplorerWidget(widgets.VBox):
             return []
         with self._lock:
             hits = list(self.backend.find(prefix))
+            found = {hit.hash for hit in hits}
+            hits += [SearchHit("institution", inst.registered_height, inst.public_key,
+                               f"institution {inst.id} (public key), registered in block "
+                               f"{inst.registered_height}")
+                     for inst in self.backend.institutions()
+                     if inst.public_key.lower().startswith(prefix)
+                     and inst.public_key not in found]
         self.last_hits = hits
         self.search_results.value = render.search_results(prefix, hits)
         if hits and any(r.height == hits[0].height for r in self.rows):
