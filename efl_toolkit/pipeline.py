@@ -273,6 +273,10 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path = "efl_out", *,
     institutions = with_architectures(institutions_from_config(dataset, config),
                                       config.architectures)
     groups = form_groups(institutions, dataset)            # checks capacities up front
+    if config.ledger.startswith("evm:"):  # an unreachable node fails now, not after training
+        from efl_toolkit.ledger.evm.node import connect
+
+        connect(config.ledger.removeprefix("evm:"))
     ledger_path = prepare_out_dir(out_dir)
     t = timed("data", started)
 

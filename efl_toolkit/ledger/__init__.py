@@ -24,6 +24,8 @@ registry       ModelRegistry: commit, checkout, history, diff, tag, lineage, rou
 audit          who committed what and when, rounds of an institution, dependencies
 tamper         scratch copies and byte flips for demonstrations and tests
 cli            ``efl ledger verify|log|show|checkpoint``
+backend        the interface both engines implement (EmbeddedBackend here; ``evm/``: the same
+               registry as a Vyper contract on an EVM chain, needs the ``evm`` extra)
 =============  =================================================================================
 
 Read API (for the explorer and any reader; nothing here writes)::

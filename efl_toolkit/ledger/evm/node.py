@@ -69,12 +69,16 @@ def connect(url: str | None):
         return Web3(EthereumTesterProvider())
     if not url.startswith(("http://", "https://")):
         raise LedgerError(f"EVM node URL must start with http:// or https://, got {url!r}")
-    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": RPC_TIMEOUT}))
+    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": RPC_TIMEOUT},
+                                exception_retry_configuration=None))  # fail fast, say why
     try:
         w3.eth.chain_id  # noqa: B018 - the first request proves the node answers
     except Exception as err:  # requests/OSError/RPC errors: all mean "no usable node here"
-        raise LedgerError(f"cannot reach the EVM node at {url}: {type(err).__name__}: "
-                          f"{str(err)[:200]}") from None
+        text = str(err)
+        why = ("connection refused" if "refused" in text.lower() else
+               f"no answer within {RPC_TIMEOUT:g} s" if "timed out" in text.lower() else
+               f"{type(err).__name__}: {text[:160]}")
+        raise LedgerError(f"cannot reach the EVM node at {url} ({why})") from None
     return w3
 
 
