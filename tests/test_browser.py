@@ -212,3 +212,22 @@ def test_explorer_detail_fully_visible_at_laptop_and_desktop_sizes(tmp_path):
             raise
         finally:
             browser.close()
+
+
+def test_search_finds_institutions_by_public_key_prefix_without_a_browser(tmp_path):
+    """The same search in the kernel alone (cheap; the browser test above repeats it)."""
+    from efl_toolkit.explorer import ExplorerWidget
+
+    ledger = tmp_path / "ledger.sqlite"
+    make_sample_ledger(ledger)
+    explorer = ExplorerWidget(ledger, refresh_seconds=None)
+    try:
+        institution = explorer.backend.institutions()[2]
+        hits = explorer.search(institution.public_key[:8].upper())
+        assert [(h.kind, h.hash) for h in hits] == [("institution", institution.public_key)]
+        assert f"institution {institution.id}" in explorer.search_results.value
+        detail = explorer.block_detail.value
+        assert "<wbr>" in detail and "hos<wbr>" not in detail  # hashes only break in groups
+        assert '\n  &quot;' in detail  # payload pretty-printed with indent 2
+    finally:
+        explorer.close()
