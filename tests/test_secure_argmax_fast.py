@@ -76,7 +76,7 @@ def test_prf_known_answer_and_fast_path_identical():
     key, s = bytes(range(16)), (5).to_bytes(8, "little", signed=True)
     assert thresha.PRF(key, P20)(s, (5,)).tolist() == PRF_KNOWN
     assert fast_prf_call(thresha.PRF(key, P20), s, (5,)).tolist() == PRF_KNOWN
-    for bound in (P20, 2251799813685119, 1 << 28, 3, 2):       # moduli and powers of two
+    for bound in (P20, 2251799813685119, 1 << 28, 3, 2, (1 << 61) - 1):  # last: MPyC's code
         prf = thresha.PRF(key, bound)
         for shape in ((1000,), (300, 2)):
             assert np.array_equal(fast_prf_call(prf, s, shape), prf(s, shape)), (bound, shape)
@@ -93,7 +93,7 @@ def test_prss_shares_identical_to_mpyc(m, t):
     mpc = load_runtime(["--no-log"], keep_event_loop_policy=True)
     keys = {s: secrets.token_bytes(16) for s in itertools.combinations(range(m), m - t)}
     uci = (7).to_bytes(8, "little", signed=True)
-    for bits in (19, 22):
+    for bits in (19, 22, 30):                                # 30: MPyC's own code (p > 2^55)
         field = mpc.SecInt(bits).field
         for i in range(m):
             prfs = {s: thresha.PRF(k, field.order) for s, k in keys.items() if i in s}
@@ -120,6 +120,9 @@ def test_random_split_shares_recombine_and_are_uniform_below_p():
 
     field = load_runtime(["--no-log"], keep_event_loop_policy=True).SecInt(20).field
     secret = field.array(np.arange(-50, 50))
+    big = load_runtime(["--no-log"], keep_event_loop_policy=True).SecInt(30).field
+    points = [(i + 1, s) for i, s in enumerate(fast_random_split(big, big.array([5, -7]), 1, 3))]
+    assert thresha.np_recombine(big, points[:2]).value.tolist() == [5, big.modulus - 7]
     for t, m in ((1, 3), (2, 5), (3, 7)):
         shares = fast_random_split(field, secret, t, m)
         assert shares.shape == (m, 100) and shares.dtype == object
