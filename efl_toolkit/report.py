@@ -377,12 +377,21 @@ def report_markdown(report: dict) -> str:
         f"{secure['label_agreement']:.3f}, {secure['seconds']:.2f} s.", "",
         "## Ledger", "",
         f"`{led['path']}`: height {led['height']}, {led['n_transactions']} signed transactions, "
-        f"verified: **{led['verified']}**, head `{led['head'][:16]}...`. Check it with "
-        f"`efl ledger verify {led['path']}`.", "",
+        f"verified: **{led['verified']}**, head `{led['head'][:16]}...`. {_check_hint(led)}", "",
         "## Plots", "", *[f"![{p}]({p})" for p in report["plots"]], "",
         f"Total time {report['timings']['total_seconds']:.1f} s.", "",
     ]
     return "\n".join(lines)
+
+
+def _check_hint(led: dict) -> str:
+    """How to re-check the ledger (an in-process chain ended with the run)."""
+    engine = "" if led.get("backend", "embedded") == "embedded" else \
+        f" (EVM, contract `{led.get('contract')}`)"
+    if led.get("backend") == "evm" and led.get("rpc_url") is None:
+        return (f"Recorded{engine} on an in-process chain that ended with the run: use "
+                "`--ledger evm:RPC_URL` to keep a chain to re-check.")
+    return f"Check it{engine} with `efl ledger verify {led['path']}`."
 
 
 def ledger_anchors(ledger_path: Path) -> dict:

@@ -225,6 +225,21 @@ def test_an_unreachable_rpc_url_fails_fast_naming_it(tmp_path):
         connect("ftp://example")
 
 
+def test_the_contract_is_compiled_once_per_source_and_cached(tmp_path, monkeypatch):
+    from efl_toolkit.ledger.evm import contract
+
+    monkeypatch.setenv("EFL_CACHE_DIR", str(tmp_path))
+    first = contract.compiled()
+    (cached,) = (tmp_path / "vyper").glob("registry-*.json")
+    assert json.loads(cached.read_text())["bytecode"] == first.bytecode
+    edited = contract.source_text().replace("MAX_VERSIONS: constant(uint256) = 256",
+                                            "MAX_VERSIONS: constant(uint256) = 255")
+    monkeypatch.setattr(contract, "source_text", lambda: edited)
+    second = contract.compiled()  # another source: compiled again, never the cached one
+    assert second.source_sha256 != first.source_sha256 and second.bytecode != first.bytecode
+    assert len(list((tmp_path / "vyper").glob("registry-*.json"))) == 2
+
+
 def test_a_descriptor_of_an_in_process_chain_says_it_is_gone(tmp_path):
     chain = make("evm", tmp_path)
     descriptor = json.loads((tmp_path / "ledger.evm.json").read_text())
@@ -260,3 +275,5 @@ def test_pipeline_end_to_end_on_the_evm_chain(tmp_path, make_npz):
     on_disk = json.loads((tmp_path / "out" / "report.json").read_text())
     assert on_disk["ledger"]["backend"] == "evm"
     assert not (tmp_path / "out" / "ledger.sqlite").exists()
+    report_md = (tmp_path / "out" / "report.md").read_text()
+    assert "in-process chain that ended with the run" in report_md
