@@ -96,8 +96,15 @@ def test_hierarchical_two_levels():
     np.testing.assert_allclose(h.probabilities, expected)
     assert (h.labels == np.argmax(expected, axis=1)).all()
     voted = hierarchical_ensemble(models, level1="vote", level2="vote")
-    assert voted.labels.shape == (9,)
-    np.testing.assert_allclose(voted.probabilities.sum(axis=1), 1.0)
+    # by hand: each institution's models vote (one-hot argmax), the institution votes for its
+    # most voted class (ties to the lowest), the label is the institutions' most voted class
+    shares = {k: np.mean([np.eye(3)[p.argmax(axis=1)] for p in v], axis=0)
+              for k, v in models.items()}
+    top = np.mean([np.eye(3)[s.argmax(axis=1)] for s in shares.values()], axis=0)
+    for k in models:
+        np.testing.assert_allclose(voted.level1[k], shares[k])
+    np.testing.assert_allclose(voted.probabilities, top)
+    np.testing.assert_array_equal(voted.labels, top.argmax(axis=1))
 
 
 @pytest.mark.parametrize(("bad", "message"), [

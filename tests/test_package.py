@@ -9,8 +9,14 @@ import efl_toolkit
 
 
 def test_every_public_name_resolves():
+    """Each curated name is the very object its defining module exports under that name."""
+    import importlib
+
     for name in efl_toolkit.__all__:
-        assert getattr(efl_toolkit, name) is not None, name
+        value = getattr(efl_toolkit, name)
+        home = importlib.import_module(efl_toolkit._EXPORTS[name])
+        assert value is getattr(home, name), name
+        assert getattr(value, "__name__", name) == name, name
 
 
 def test_import_does_not_load_jax_or_mpyc():
