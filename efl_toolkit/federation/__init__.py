@@ -9,9 +9,10 @@ aggregation   what the committee sums: model updates, validation losses, AUC his
 groups        federated learning among the institutions that afford the same architecture:
               FedAvg rounds under secure aggregation, fine-tuning, local ensembles
               (:func:`form_groups`, :func:`train_groups`, :func:`local_ensembles`)
-level2        the weights across institutions (consortium validation AUC, or the first design's
-              own validation AUC) and the decision rule; the secure round is
-              :func:`efl_toolkit.pipeline.run_secure_round`
+level2        the weights across institutions by a registered rule (consortium validation AUC,
+              the first design's own validation AUC, equal, n_train, or one's own:
+              :func:`register_rule`; an AUC at or below chance gives weight 0.00) and the
+              decision rule; the secure round is :func:`efl_toolkit.pipeline.run_secure_round`
 record        ONE path that commits model versions to the ledger (:func:`commit_versions`), with
               the lineage of group rounds
 ============  ====================================================================================
@@ -52,10 +53,15 @@ from efl_toolkit.federation.level1 import (
 )
 from efl_toolkit.federation.level2 import (
     WEIGHT_FLOOR,
+    RuleInputs,
+    apply_rule,
     consortium_validation_auc,
     consortium_weights,
+    describe_weights,
     level2_weights,
     own_validation_auc,
+    register_rule,
+    rule_names,
 )
 from efl_toolkit.federation.record import (
     NewVersion,
@@ -77,6 +83,8 @@ __all__ = [
     "LocalEnsemble",
     "LocalResult",
     "NewVersion",
+    "RuleInputs",
+    "apply_rule",
     "average_parameters",
     "best_single",
     "commit_model",
@@ -84,6 +92,7 @@ __all__ = [
     "consortium_validation_auc",
     "consortium_weights",
     "data_summary",
+    "describe_weights",
     "fedavg_init",
     "fedavg_model",
     "fedavg_round",
@@ -96,6 +105,8 @@ __all__ = [
     "own_validation_auc",
     "plaintext_aggregation",
     "record_local_results",
+    "register_rule",
+    "rule_names",
     "secure_aggregation",
     "train_each_alone",
     "train_group",
