@@ -42,10 +42,9 @@ def test_notebook_bar_that_ran_every_epoch_stays_visible_and_green():
 
 
 def test_notebook_bar_left_by_an_error_stays_red():
-    with pytest.raises(RuntimeError):
-        with Progress(5, "broken", mode="notebook") as bar:
-            bar.update()
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), Progress(5, "broken", mode="notebook") as bar:
+        bar.update()
+        raise RuntimeError("boom")
     assert _widget(bar)[1].bar_style == "danger"
 
 
@@ -115,8 +114,8 @@ def test_training_into_a_log_file_prints_one_line_per_model(tmp_path):
     results, log = _train_with_stderr_to_file(tmp_path, None)
     lines = [line for line in log.splitlines() if line.endswith(" s")]
     assert "\r" not in log and len(lines) == 3, log
-    for (stopped, epochs, best), line, name in zip(results, lines, ["hospital-a", "hospital-b",
-                                                                    "clinic-c"]):
+    names = ["hospital-a", "hospital-b", "clinic-c"]
+    for (stopped, epochs, best), line, name in zip(results, lines, names, strict=True):
         assert line.startswith(f"{name} mlp: ")
         if stopped:
             assert f"stopped early at epoch {epochs} (best {best}) of 12" in line
@@ -129,6 +128,6 @@ def test_training_on_a_terminal_leaves_every_model_complete(tmp_path):
     results, log = _train_with_stderr_to_file(tmp_path, "terminal")
     finals = [line.split("\r")[-1] for line in log.split("\n") if "mlp:" in line]
     assert len(finals) == 3, log
-    for (stopped, epochs, best), final in zip(results, finals):
+    for (stopped, epochs, best), final in zip(results, finals, strict=True):
         assert "100%" in final and f"{epochs}/{epochs}" in final
         assert stopped == (f"stopped early at epoch {epochs} (best {best})" in final)
