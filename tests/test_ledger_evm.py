@@ -214,6 +214,23 @@ def test_explorer_widget_over_either_engine(sample):
         widget.close()
 
 
+def test_the_same_round_on_both_engines_gives_the_same_hashes_and_lineage(tmp_path):
+    from efl_toolkit.ledger.evm.compare import engine_row, record_round
+
+    archs = {"hospital-a": "logistic", "hospital-b": "mlp"}
+    embedded, chain = make("embedded", tmp_path / "e"), make("evm", tmp_path / "c")
+    try:
+        same = [record_round(b, archs, (8, 8, 1), 2, seed=3) for b in (embedded, chain)]
+        assert same[0] == same[1]
+        assert [v.parent for v in chain.history("hospital-b")] == [same[1]["hospital-b"][0], None]
+        assert embedded.lineage("round-1").round.versions == chain.lineage("round-1").round.versions
+        rows = [engine_row(name, b) for name, b in (("embedded", embedded), ("evm", chain))]
+        assert [(r["versions"], r["rounds"], r["verified"]) for r in rows] == [(4, 1, True)] * 2
+    finally:
+        embedded.close()
+        chain.close()
+
+
 # ---- faults -------------------------------------------------------------------------------------
 def test_an_unreachable_rpc_url_fails_fast_naming_it(tmp_path):
     url = f"http://127.0.0.1:{free_port()}"
