@@ -6,7 +6,8 @@ spec written into a temporary folder that points at *this* interpreter (the proj
 virtualenv), so a ``python3`` kernel installed elsewhere on the machine can never be used by
 accident. Each notebook runs on its own: in a temporary working directory (nothing is written
 into the repository), with ``EFL_PRESET=classroom_fast``, its own empty temporary folder
-(``TMPDIR``; ``EFL_WORKDIR`` unset), and a time budget for the whole notebook. After the
+(``TMPDIR``), its own empty cache (``EFL_CACHE``: models trained by another notebook are
+never reused here; ``EFL_WORKDIR`` unset), and a time budget for the whole notebook. After the
 kernel shuts down (gracefully, as JupyterLab does), its temporary folder must be empty: no
 ``efl-*`` run folders, ledgers or keystores left behind.
 The notebook's ``# check:`` cells (``efl_toolkit.course.check``) assert what it teaches, so a
@@ -67,13 +68,14 @@ def venv_kernel(tmp_path_factory) -> Path:
 
 def kernel_environment(tmp: Path | None = None) -> dict[str, str]:
     """The kernel's environment: ours, with the fast preset forced; with ``tmp``, a private
-    temporary folder under it (so the notebook runs on its own and leftovers are its own)."""
+    temporary folder and an empty cache under it (so the notebook runs on its own, and what is
+    left in the folder is its own)."""
     env = {**os.environ, "EFL_PRESET": "classroom_fast",
            "PYTHONWARNINGS": "ignore::DeprecationWarning"}
     env.pop("EFL_WORKDIR", None)
     if tmp is not None:
         (tmp / "tmp").mkdir(exist_ok=True)
-        env["TMPDIR"] = str(tmp / "tmp")
+        env.update(TMPDIR=str(tmp / "tmp"), EFL_CACHE=str(tmp / "cache"))
     return env
 
 

@@ -27,6 +27,8 @@ import tempfile
 import weakref
 from pathlib import Path
 
+from efl_toolkit.atomic import _alive  # the one 'is this process alive' check
+
 #: Environment variable naming a folder to keep run folders in (not deleted).
 WORKDIR_ENV_VAR = "EFL_WORKDIR"
 #: Prefix of run folders (followed by the process id and a random part).
@@ -47,16 +49,6 @@ class _RunFolder:
 
 
 _current: _RunFolder | None = None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
 
 
 def sweep_stale_runs(folder: str | os.PathLike | None = None) -> list[Path]:

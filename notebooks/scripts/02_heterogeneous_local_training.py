@@ -38,6 +38,7 @@
 print("loading JAX, Flax and the toolkit: 2-5 s the first time ...", flush=True)
 from efl_toolkit.config import get_config
 from efl_toolkit.course import check, show
+from efl_toolkit.course.cache import train_each_alone_cached
 from efl_toolkit.course.summaries import (
     architecture_rows,
     capacity_rows,
@@ -48,7 +49,6 @@ from efl_toolkit.course.summaries import (
 )
 from efl_toolkit.course.viz import plot_metric_comparison, plot_training_curves
 from efl_toolkit.data import institutions_from_config, load_dataset
-from efl_toolkit.federation import train_each_alone
 from efl_toolkit.rng import experiment_keys
 from efl_toolkit.training.serialize import (
     arrays_to_bytes,
@@ -95,13 +95,16 @@ show(capacity_rows(institutions, dataset))
 # rate schedule, random flips and shifts, and early stopping on the institution's own
 # validation share (the best epoch is kept). Keys are explicit: institution `i` trains with a
 # key folded from the experiment's parameter key, so the whole run is reproducible from the
-# seed. The progress bars show each model's epochs.
+# seed. The progress bars show each model's epochs. The trained models are also stored in a
+# cache on disk (`efl_toolkit.course.cache`, keyed by the preset, data, seed and code), so
+# notebook 03 can load them instead of training the same models again.
 #
 # *This cell takes about 25 s on 2 cores (classroom preset; up to twice that on a busy
 # machine).*
 
 # %%
-results = train_each_alone(institutions, dataset, config, keys.params, progress=True)
+results = train_each_alone_cached(institutions, dataset, config, keys.params, progress=True,
+                                  refresh=True)
 show(model_rows(results))
 
 # %% [markdown]

@@ -50,6 +50,7 @@ import numpy as np
 from efl_toolkit.baselines import fedavg_train, train_centralized
 from efl_toolkit.config import get_config
 from efl_toolkit.course import check, show
+from efl_toolkit.course.cache import train_each_alone_cached
 from efl_toolkit.course.comparison import (
     best_row,
     ensemble_rows,
@@ -63,7 +64,7 @@ from efl_toolkit.course.summaries import majority_class_accuracy
 from efl_toolkit.course.viz import plot_metric_comparison, plot_rounds
 from efl_toolkit.data import institutions_from_config, load_dataset
 from efl_toolkit.ensemble import weighted_mean
-from efl_toolkit.federation import level2, train_each_alone
+from efl_toolkit.federation import level2
 from efl_toolkit.federation.aggregation import HISTOGRAM_BINS, plaintext_aggregation
 from efl_toolkit.federation.fedavg import (
     ArchitectureMismatchError,
@@ -85,13 +86,15 @@ institutions = institutions_from_config(dataset, config)
 # ## 1. The federation from notebook 02
 #
 # Same preset, same seed, same keys: the same institutions train the same models as in
-# notebook 02 (the progress bars show each model).
+# notebook 02. If notebook 02 ran on this machine with the same preset, the models are
+# loaded from its cache (a second or two); otherwise they are trained here and the progress bars
+# show each model.
 #
-# *This cell takes about 25 s on 2 cores (classroom preset; up to twice that on a busy
-# machine).*
+# *This cell takes about 25 s on 2 cores when it trains (classroom preset; up to twice that on a
+# busy machine), 1-2 s when it loads.*
 
 # %%
-results = train_each_alone(institutions, dataset, config, keys.params, progress=True)
+results = train_each_alone_cached(institutions, dataset, config, keys.params, progress=True)
 
 # %% [markdown]
 # ## 2. Level 1: each institution's local ensemble

@@ -53,9 +53,9 @@ import numpy as np
 
 from efl_toolkit.config import get_config
 from efl_toolkit.course import check, show
+from efl_toolkit.course.cache import train_each_alone_cached
 from efl_toolkit.data import institutions_from_config, load_dataset
 from efl_toolkit.ensemble import hierarchical_ensemble, weighted_mean
-from efl_toolkit.federation import train_each_alone
 from efl_toolkit.rng import experiment_keys, numpy_rng
 from efl_toolkit.secure import (
     Committee,
@@ -203,7 +203,7 @@ for value, q, back in zip(values, encoded, fp.decode(encoded), strict=True):
 dataset = load_dataset(config.dataset)
 institutions = institutions_from_config(dataset, config)
 quick = [dataclasses.replace(inst, architectures=("mlp", "logistic")) for inst in institutions]
-local = train_each_alone(quick, dataset, config, keys.params, progress=True)
+local = train_each_alone_cached(quick, dataset, config, keys.params, progress=True)
 model_probs = {name: [predict_proba(t.model, dataset.test.images) for t in result.trained]
                for name, result in local.items()}
 weights = {inst.id: inst.n_train for inst in institutions}  # level 2: weight by data size

@@ -57,9 +57,9 @@ from flax import nnx
 
 from efl_toolkit.config import get_config
 from efl_toolkit.course import check, show, workdir
+from efl_toolkit.course.cache import train_each_alone_cached
 from efl_toolkit.course.viz import plot_rounds
 from efl_toolkit.data import institutions_from_config, load_dataset
-from efl_toolkit.federation import train_each_alone
 from efl_toolkit.federation.aggregation import plaintext_aggregation, secure_aggregation
 from efl_toolkit.federation.fedavg import fedavg_init, fedavg_model, local_updates
 from efl_toolkit.federation.groups import flatten, form_groups, train_group, train_groups
@@ -118,9 +118,8 @@ print(f"group {group.architecture}: members {group.members}, keepers {group.keep
 # early-stopped on its own validation share (level 1 as in notebook 02).
 
 # %%
-alone = train_each_alone([dataclasses.replace(inst, architectures=(group.architecture,))
-                          for inst in members], dataset, config.train, keys.params,
-                         progress=True)
+cnn_only = [dataclasses.replace(inst, architectures=(group.architecture,)) for inst in members]
+alone = train_each_alone_cached(cnn_only, dataset, config.train, keys.params, progress=True)
 show([{"member": name, "n_train": by_id[name].n_train, "best_epoch": r.trained[0].best_epoch,
        "test_accuracy": r.test.accuracy, "test_auc": r.test.auc} for name, r in alone.items()])
 
