@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PRESET ?= classroom_fast
 OUT ?= efl_out
 
-.PHONY: demo test venv install install-dev browser-deps anvil lint format clean bench
+.PHONY: demo test venv install install-dev browser-deps anvil lint format clean bench coverage
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "efl_toolkit needs Python 3.11+, found " + sys.version.split()[0]'
@@ -62,5 +62,17 @@ format: install-dev
 bench: install-dev
 	for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b; done
 
+# Line coverage of the whole suite, MPyC party processes and `efl` subprocesses included
+# ([tool.coverage.run] in pyproject.toml); FILES=tests/test_x.py measures a few files only.
+# Prints the report and writes htmlcov/index.html.
+FILES ?= tests efl_toolkit --doctest-modules
+coverage: install-dev
+	rm -rf .coverage .coverage.* htmlcov
+	COVERAGE_FILE=$(CURDIR)/.coverage EFL_PRESET=classroom_fast \
+	  $(BIN)/coverage run -m pytest -q -p no:cacheprovider $(FILES)
+	COVERAGE_FILE=$(CURDIR)/.coverage $(BIN)/coverage combine -q
+	$(BIN)/coverage report --sort=cover
+	$(BIN)/coverage html -q
+
 clean:
-	rm -rf $(VENV) $(OUT) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(OUT) .pytest_cache build *.egg-info .coverage .coverage.* htmlcov
