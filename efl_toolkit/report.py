@@ -353,7 +353,7 @@ def report_markdown(report: dict) -> str:
               "| method | accuracy | balanced accuracy | AUC |", "|---|---|---|---|"]
     named = [(f"{method}, secure (committee)", secure),
              (f"{method}, plaintext", ens["plaintext_mean"]),
-             ("ensemble only (each alone, own-validation weights)", ens["ensemble_only"]),
+             ("ensemble only (each alone, own-validation AUC weights)", ens["ensemble_only"]),
              ("plaintext unweighted mean", ens["plaintext_unweighted_mean"]),
              ("plaintext majority vote", ens["plaintext_majority_vote"]),
              (f"best single institution ({base['best_single_institution']['institution']})",
