@@ -187,6 +187,14 @@ def test_both_engines_implement_the_interface_and_answer_alike(sample):
     assert lineage.round.status == "done" and lineage.round.result_hash == "ab" * 32
     assert [m.institution for m in backend.members()] == list(INSTITUTIONS)
     assert backend.checkout(versions["c1"]) == b"clinic-c logistic v1"
+    audit = backend.audit()
+    moves = [(a.sender, a.type, a.subject) for a in audit.activity()
+             if a.type.startswith(("MODEL", "ROUND"))]
+    assert moves[0] == ("hospital-a", "MODEL_COMMIT", f"cnn {versions['a1'][:12]}") and \
+        moves[-1] == ("hospital-b", "ROUND_RESULT", "round-1") and len(moves) == 6
+    assert [r.round_id for r in audit.rounds_of("clinic-c")] == ["round-1"]
+    assert audit.dependencies("ab" * 32).institutions == tuple(sorted(INSTITUTIONS))
+    assert [m.version for m in audit.dependencies("round-1").ancestors][-1] == versions["a1"]
     assert backend.describe()["backend"] == backend.kind
     nodes = backend.model_versions()
     assert [n.kind for n in nodes].count("model") == 4 and nodes[-1].parents == (

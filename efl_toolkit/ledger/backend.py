@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from efl_toolkit.ledger.artifacts import ArtifactStore
+from efl_toolkit.ledger.audit import Audit
 from efl_toolkit.ledger.errors import LedgerError, TransactionRejected
 from efl_toolkit.ledger.registry import Lineage, ModelRegistry
 from efl_toolkit.ledger.state import Member, ModelVersion, Round
@@ -296,6 +297,10 @@ class LedgerBackend(LedgerReader, LedgerWriter, Protocol):
         """Every round, in start order."""
         ...
 
+    def audit(self) -> Audit:
+        """Audit queries: activity, commits and rounds of an institution, dependencies."""
+        ...
+
     def members(self) -> list[Member]:
         """The consortium's members, in registration order."""
         ...
@@ -395,6 +400,10 @@ class EmbeddedBackend(ModelRegistry):
     def rounds(self) -> list[Round]:
         """Every round, in start order."""
         return list(self.ledger.state.rounds.values())
+
+    def audit(self) -> Audit:
+        """Audit queries over the ledger."""
+        return Audit(self.ledger)
 
     def members(self) -> list[Member]:
         """The consortium's members, in registration order."""

@@ -28,9 +28,11 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from efl_toolkit.ledger.artifacts import ArtifactStore
+from efl_toolkit.ledger.audit import Audit
 from efl_toolkit.ledger.crypto import canonical_json, sha256_hex
 from efl_toolkit.ledger.errors import LedgerError, TransactionRejected
 from efl_toolkit.ledger.evm.contract import compiled
@@ -317,6 +319,12 @@ class EvmBackend(ChainReader, ModelRegistry):
         raise LedgerError("tags are not recorded by the EVM registry contract")
 
     # ---------------------------------------------------------------- registry queries
+    def audit(self) -> Audit:
+        """Audit queries (activity, commits, rounds of an institution, dependencies of a
+        result), read from the event index."""
+        self.sync()
+        return Audit(self.ledger)
+
     def rounds(self) -> list[Round]:
         """Every round, in start order."""
         return list(self.index.rounds.values())
@@ -327,8 +335,9 @@ class EvmBackend(ChainReader, ModelRegistry):
 
 
 class _IndexLedger:
-    """What :class:`ModelRegistry`'s queries read (``state``, ``model_versions``, ``path``,
-    ``artifacts``), served from the backend's event index."""
+    """What :class:`ModelRegistry`'s and :class:`~efl_toolkit.ledger.audit.Audit`'s queries
+    read (``state``, ``model_versions``, ``path``, ``artifacts``, ``height``, ``block``), served
+    from the backend's event index."""
 
     def __init__(self, backend: EvmBackend) -> None:
         self.backend = backend
@@ -339,6 +348,15 @@ class _IndexLedger:
     def model_versions(self, institution: str | None = None, model_id: str | None = None):
         return [v for v in self.state.versions.values()
                 if institution in (None, v.institution) and model_id in (None, v.model_id)]
+
+    @property
+    def height(self) -> int:
+        return self.backend.synced
+
+    def block(self, height: int) -> SimpleNamespace:
+        return SimpleNamespace(transactions=[
+            SimpleNamespace(tx_id=e.where.tx_id, sender=e.sender, type=e.type, payload=e.payload)
+            for e in self.state.entries.get(height, [])])
 
 
 def open_chain(source: str) -> EvmBackend:

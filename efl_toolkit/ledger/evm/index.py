@@ -58,6 +58,7 @@ class EventIndex:
         self.versions: dict[str, ModelVersion] = {}
         self.rounds: dict[str, Round] = {}
         self.tags: list = []  # the contract has no tags (ModelRegistry reads this list)
+        self.tx_index: dict[str, Where] = {}  # transaction hash -> where (Audit reads this)
         self.entries: dict[int, list[Entry]] = {}  # block height -> entries, in log order
         self.block_hashes: dict[int, str] = {}
         self.last_seq = 0
@@ -83,6 +84,7 @@ class EventIndex:
         self.entries.setdefault(where.height, []).append(
             Entry(where, EVENT_TYPES[event], sender, payload, seq))
         self.block_hashes[where.height] = block_hash
+        self.tx_index.setdefault(where.tx_id, where)
 
     def fold(self, event: str, a: dict[str, Any], where: Where) -> tuple[dict, str]:
         """Updates the records for one event; returns (payload as the explorer shows it,
