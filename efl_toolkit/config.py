@@ -164,7 +164,8 @@ class ExperimentConfig:
     decision: str = "balanced"
     rule: str = AUTO_RULE
     reveal: str = "mean"
-    architectures: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # a dict is unhashable: left out of the hash (configs stay hashable), kept in ``==``
+    architectures: dict[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
     ledger: str = "embedded"
 
     def __post_init__(self) -> None:

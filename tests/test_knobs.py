@@ -103,6 +103,13 @@ def test_config_fields_are_validated_naming_the_field():
     assert config_from_toml.__doc__ and ExperimentConfig().rule == "auto"
 
 
+def test_configs_with_architectures_stay_hashable_and_comparable():
+    named = ExperimentConfig(architectures={"small": ["mlp"]})
+    assert named.architectures == {"small": ("mlp",)}            # lists become tuples
+    assert {named, ExperimentConfig()} and named != ExperimentConfig()
+    assert named == ExperimentConfig(architectures={"small": ("mlp",)})
+
+
 def test_zero_weights_are_explained():
     text = describe_weights({"a": 0.5, "b": 1e-7, "c": 0.5}, "consortium_auc",
                             {"a": 0.8, "b": 0.42, "c": 0.7})
