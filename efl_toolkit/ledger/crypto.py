@@ -21,6 +21,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -31,6 +36,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 TX_DOMAIN = b"efl-ledger/tx/v1\n"
 VOTE_DOMAIN = b"efl-ledger/vote/v1\n"
 HASH_HEX_LEN = 64
+_HASH_HEX = re.compile(f"[0-9a-f]{{{HASH_HEX_LEN}}}")
 
 
 def sha256_hex(data: bytes) -> str:
@@ -50,9 +56,7 @@ def is_hash_hex(value: object) -> bool:
         >>> is_hash_hex("ab" * 32), is_hash_hex("AB" * 32), is_hash_hex("xyz")
         (True, False, False)
     """
-    if not isinstance(value, str) or len(value) != HASH_HEX_LEN:
-        return False
-    return all(c in "0123456789abcdef" for c in value)
+    return isinstance(value, str) and _HASH_HEX.fullmatch(value) is not None
 
 
 def normalize_json(value: Any, where: str = "value") -> Any:
@@ -154,16 +158,70 @@ def _public_key(public_key: str) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_key))
 
 
+def _verify(public_key: str, signature: str, signed: bytes) -> bool:
+    try:
+        _public_key(public_key).verify(bytes.fromhex(signature), signed)
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+    return True
+
+
+#: Outcomes computed by :func:`verified_in_batch`, keyed by (key, signature, signed bytes).
+_batch: dict[tuple[str, str, bytes], bool] = {}
+
+
 def verify(public_key: str, signature: str, domain: bytes, message: bytes) -> bool:
     """True if ``signature`` (hex) is a valid signature of ``domain + message``; never raises.
+
+    Inside :func:`verified_in_batch` the outcome of exactly these inputs, if it was computed
+    there, is returned instead of verifying again.
 
     Example:
         >>> key = private_key_from_seed(bytes(32))
         >>> verify(public_key_hex(key), "00" * 64, TX_DOMAIN, b"hello")
         False
     """
+    signed = domain + message
+    known = _batch.get((public_key, signature, signed)) if _batch else None
+    return _verify(public_key, signature, signed) if known is None else known
+
+
+def _verify_chunk(items: Sequence[tuple[str, str, bytes]]) -> list[bool]:
+    return [_verify(*item) for item in items]
+
+
+@contextmanager
+def verified_in_batch(items: Iterable[tuple[str, str, bytes, bytes]],
+                      threads: int | None = None) -> Iterator[int]:
+    """Verifies many signatures up front, in parallel threads, for :func:`verify` to reuse.
+
+    Ed25519 verification in ``cryptography`` (OpenSSL) releases the GIL, so ``threads`` (default:
+    the CPU count) verify side by side; nothing is weakened: each outcome is exactly
+    :func:`verify`'s for the same (public key, signature, domain, message), and inputs not in
+    ``items`` are verified as usual. The results are dropped when the block exits. Yields the
+    number of signatures verified.
+
+    Example:
+        >>> key = private_key_from_seed(bytes(32))
+        >>> item = (public_key_hex(key), sign(key, TX_DOMAIN, b"m"), TX_DOMAIN, b"m")
+        >>> with verified_in_batch([item]) as n:
+        ...     n, verify(*item)
+        (1, True)
+    """
+    unique = list(dict.fromkeys((k, s, d + m) for k, s, d, m in items))
+    workers = max(1, min(threads or os.cpu_count() or 1, len(unique) // 256 or 1))
+    chunks = [unique[i::workers] for i in range(workers)]
+    if workers == 1:
+        outcomes = [_verify_chunk(unique)]
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            outcomes = list(pool.map(_verify_chunk, chunks))
+    added = {item: ok for chunk, oks in zip(chunks if workers > 1 else [unique], outcomes,
+                                            strict=True) for item, ok in zip(chunk, oks,
+                                                                            strict=True)}
+    _batch.update(added)
     try:
-        _public_key(public_key).verify(bytes.fromhex(signature), domain + message)
-    except (InvalidSignature, ValueError, TypeError):
-        return False
-    return True
+        yield len(added)
+    finally:
+        for item in added:
+            _batch.pop(item, None)

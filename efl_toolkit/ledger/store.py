@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 from efl_toolkit.ledger.block import StoredBlock, StoredTx
@@ -253,6 +254,16 @@ def read_blocks(conn: sqlite3.Connection, start: int = 0) -> list[StoredBlock]:
     return out
 
 
+def read_hashes(conn: sqlite3.Connection, start: int, stop: int) -> list[bytes]:
+    """Stored hashes of heights ``start..stop - 1`` (the hash column only), in height order."""
+    try:
+        rows = conn.execute("SELECT hash FROM blocks WHERE height >= ? AND height < ? "
+                            "ORDER BY height", (start, stop)).fetchall()
+    except sqlite3.DatabaseError as err:
+        raise LedgerError(f"cannot read block hashes: {err}") from None
+    return [_as_bytes(h) for (h,) in rows]
+
+
 def head_height(conn: sqlite3.Connection) -> int:
     """Height of the last stored block, or -1 for an empty store."""
     (height,) = conn.execute("SELECT COALESCE(MAX(height), -1) FROM blocks").fetchone()
@@ -265,27 +276,42 @@ def write_block(conn: sqlite3.Connection, block: StoredBlock) -> None:
     Raises ``LedgerError`` if the head is no longer ``block.height - 1`` (another writer
     appended) or SQLite fails; the database is then unchanged.
     """
+    write_blocks(conn, [block])
+
+
+def write_blocks(conn: sqlite3.Connection, blocks: Sequence[StoredBlock]) -> None:
+    """Appends consecutive ``blocks`` in ONE SQL transaction (all or nothing); see
+    :func:`write_block`. Nothing is checked but the heights: verify what you write (bulk
+    loading of already verified or benchmark chains)."""
+    if not blocks:
+        return
+    first = blocks[0].height
     try:
         conn.execute("BEGIN IMMEDIATE")
         try:
             fault_point("store.after_begin")
             head = head_height(conn)
-            if head != block.height - 1:
+            if head != first - 1:
                 raise LedgerError(
-                    f"ledger head is {head}, cannot append height {block.height}: another "
+                    f"ledger head is {head}, cannot append height {first}: another "
                     "writer changed the ledger; reopen it")
-            conn.execute("INSERT INTO blocks(height, hash, header, votes) VALUES (?, ?, ?, ?)",
-                         (block.height, block.hash, block.header, block.votes))
-            fault_point("store.after_block_row")
-            for tx in block.txs:
-                conn.execute("INSERT INTO txs(height, idx, tx_id, body) VALUES (?, ?, ?, ?)",
-                             (block.height, tx.index, tx.tx_id, tx.body))
-                fault_point("store.after_tx_row")
+            for offset, block in enumerate(blocks):
+                if block.height != first + offset:
+                    raise LedgerError(f"block heights jump from {first + offset - 1} to "
+                                      f"{block.height}")
+                conn.execute("INSERT INTO blocks(height, hash, header, votes) "
+                             "VALUES (?, ?, ?, ?)",
+                             (block.height, block.hash, block.header, block.votes))
+                fault_point("store.after_block_row")
+                for tx in block.txs:
+                    conn.execute("INSERT INTO txs(height, idx, tx_id, body) VALUES (?, ?, ?, ?)",
+                                 (block.height, tx.index, tx.tx_id, tx.body))
+                    fault_point("store.after_tx_row")
             fault_point("store.before_commit")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
     except sqlite3.Error as err:
-        raise LedgerError(f"cannot write block {block.height}: {err}") from None
+        raise LedgerError(f"cannot write block {first}: {err}") from None
     fault_point("store.after_commit")
