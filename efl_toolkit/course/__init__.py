@@ -3,6 +3,7 @@
 ==============  ===================================================================================
 session         the session's run folder (``workdir``), ``use_preset``, student ``check`` cells
 tables          tables as rich HTML in a notebook and plain text in a terminal (``show``)
+cache           every institution's trained models cached on disk between notebooks (02-04, 08)
 setup_check     is this machine ready (notebook 00): versions, JAX, embedded data, MPyC, preset
 heterogeneity   how different the institutions are: label, quantity and device skew (notebook 01)
 summaries       plain-dict rows about institutions, architectures and trained models (02)

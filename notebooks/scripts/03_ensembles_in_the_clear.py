@@ -87,11 +87,11 @@ institutions = institutions_from_config(dataset, config)
 #
 # Same preset, same seed, same keys: the same institutions train the same models as in
 # notebook 02. If notebook 02 ran on this machine with the same preset, the models are
-# loaded from its cache (a second or two); otherwise they are trained here and the progress bars
+# loaded from its cache (a few seconds); otherwise they are trained here and the progress bars
 # show each model.
 #
 # *This cell takes about 25 s on 2 cores when it trains (classroom preset; up to twice that on a
-# busy machine), 1-2 s when it loads.*
+# busy machine), a few seconds when it loads (8 s measured at load 10).*
 
 # %%
 results = train_each_alone_cached(institutions, dataset, config, keys.params, progress=True)
