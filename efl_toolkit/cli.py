@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--config", default=None, metavar="FILE.toml",
                       help="any ExperimentConfig field from a TOML file ([train] and "
                            "[architectures] tables); flags given here override it")
+    demo.add_argument("--plugin", action="append", default=None, metavar="MODULE|FILE.py",
+                      help="import a module first (repeatable): one's own architectures and "
+                           "level-2 rules (register_architecture, register_rule)")
     demo.add_argument("--ledger", default=None, metavar="ENGINE",
                       help="embedded (default: ledger.sqlite), evm (a Vyper contract on an "
                            "in-process EVM chain) or evm:RPC_URL (any Ethereum JSON-RPC node)")
@@ -118,6 +121,7 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     """
     from efl_toolkit.config import config_from_toml, get_config
 
+    load_plugins(getattr(args, "plugin", None) or ())  # before the config names their parts
     preset, path = getattr(args, "preset", None), getattr(args, "config", None)
     base = get_config(preset) if preset or not path else None
     config = config_from_toml(path, base) if path else base
@@ -137,6 +141,45 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
         ("train", None if epochs is None else {"epochs": epochs}),
     ) if value is not None}
     return config.replace(**overrides) if overrides else config
+
+
+def load_plugins(specs) -> None:
+    """Imports each ``--plugin``: a module name (``my_lab.models``) or a ``.py`` file, whose
+    import registers one's own architectures and level-2 rules.
+
+    Raises:
+        ValueError: One line naming the plugin: a missing file, or the error its import raised.
+
+    Example:
+        >>> load_plugins(["json"])
+        >>> load_plugins(["no_such_plugin_module"])
+        Traceback (most recent call last):
+        ...
+        ValueError: --plugin no_such_plugin_module: ModuleNotFoundError: No module named \
+'no_such_plugin_module'
+    """
+    import importlib
+    import importlib.util
+    from pathlib import Path
+
+    for spec in specs:
+        try:
+            if spec.endswith(".py"):
+                path = Path(spec)
+                if not path.is_file():
+                    raise ValueError(f"--plugin {spec}: no such file")
+                module_spec = importlib.util.spec_from_file_location(
+                    f"efl_plugin_{path.stem}", path)
+                module = importlib.util.module_from_spec(module_spec)
+                sys.modules[module_spec.name] = module
+                module_spec.loader.exec_module(module)
+            else:
+                importlib.import_module(spec)
+        except ValueError as error:
+            raise ValueError(error if str(error).startswith("--plugin") else
+                             f"--plugin {spec}: {error}") from None
+        except Exception as error:  # noqa: BLE001 - any import failure is the plugin's, named
+            raise ValueError(f"--plugin {spec}: {type(error).__name__}: {error}") from None
 
 
 def demo_main(args: argparse.Namespace) -> int:

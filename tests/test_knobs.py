@@ -119,15 +119,49 @@ def test_zero_weights_are_explained():
         {"a": 0.5, "c": 0.0}, "mine")
 
 
+PLUGIN = """
+from flax import nnx
+from efl_toolkit.models import register_architecture
+
+class PluginLinear(nnx.Module):
+    def __init__(self, image_shape, n_classes, *, rngs):
+        h, w, c = image_shape
+        self.linear = nnx.Linear(h * w * c, n_classes, rngs=rngs)
+
+    def __call__(self, x, *, train=False, key=None):
+        return self.linear(x.reshape(x.shape[0], -1))
+
+register_architecture("plugin-linear", PluginLinear)
+"""
+
+
+@pytest.mark.parametrize("plugin, message", [
+    ("nowhere.py", "--plugin {tmp}/nowhere.py: no such file"),
+    ("broken.py", "--plugin {tmp}/broken.py: ZeroDivisionError: division by zero"),
+    ("no_such_module_xyz", "--plugin no_such_module_xyz: ModuleNotFoundError"),
+])
+def test_a_bad_plugin_is_one_line_exit_2(tmp_path, capsys, plugin, message):
+    (tmp_path / "broken.py").write_text("1 / 0\n")
+    spec = plugin if plugin.startswith("no_such") else str(tmp_path / plugin)
+    code = main(["demo", "--plugin", spec, "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("efl demo: error: " + message.format(tmp=tmp_path)), err
+
+
 def test_flags_and_file_reach_report_json(tmp_path, make_npz):
-    """One real `efl demo` run: a TOML file and every flag, all in report.json and report.md."""
+    """One real `efl demo` run: a plugin, a TOML file naming the plugin's architecture, and
+    every flag, all in report.json, report.md and the ledger."""
     npz = make_npz(sizes=(90, 30, 30))
+    (tmp_path / "my_models.py").write_text(PLUGIN)
     toml = tmp_path / "variant.toml"
     toml.write_text('rule = "n_train"\nrounds = 1\nfinetune_epochs = 0\nseed = 5\n'
-                    '[train]\nepochs = 3\npatience = 1\n')
+                    '[train]\nepochs = 3\npatience = 1\n[architectures]\n'
+                    'small = ["plugin-linear"]\n')
     out = tmp_path / "out"
     flags = [arg for flag, (value, _, _) in FLAGS.items() for arg in (flag, value)]
     run = subprocess.run([*EFL, "demo", "--dataset", str(npz), "--config", str(toml),
+                          "--plugin", str(tmp_path / "my_models.py"),
                           *flags, "--out", str(out)], capture_output=True, text=True,
                          timeout=900, env={**os.environ, "EFL_PRESET": "classroom_fast"})
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -142,6 +176,13 @@ def test_flags_and_file_reach_report_json(tmp_path, make_npz):
     weights = list(report["ensembles"]["plaintext_mean"]["weights"].values())
     assert weights == pytest.approx([1 / len(weights)] * len(weights)) and len(weights) == 3
     assert report["ledger"]["verified"] is True
+    assert report["config"]["architectures_by_capacity"]["small"] == ["plugin-linear"]
+    small = [inst for inst in report["institutions"] if inst["capacity"] == "small"]
+    assert small and all(inst["architectures"] == ["plugin-linear"] for inst in small)
+    from efl_toolkit.ledger import open_ledger
+
+    with open_ledger(out / "ledger.sqlite") as view:
+        assert "plugin-linear" in {v.architecture for v in view.model_versions()}
     markdown = (out / "report.md").read_text()
     assert "level-2 rule `equal`" in markdown and "opens `labels`" in markdown
     assert "only the labels were opened" in markdown
