@@ -44,9 +44,11 @@ def test_frame_keeps_full_values():
     assert frame.loc[0, "version"] == VERSION and frame.loc[0, "auc"] == 0.812345
 
 
-def test_a_missing_column_is_named():
+def test_a_missing_named_column_is_named_and_default_columns_are_the_union():
     with pytest.raises(ValueError, match=r"row 1 has no column\(s\) \['auc'\]"):
-        Table([{"auc": 1.0}, {"name": "b"}])
+        Table([{"auc": 1.0}, {"name": "b"}], ["auc"])
+    assert str(Table([{"auc": 1.0}, {"name": "b"}])).splitlines() == [
+        "auc    name", "1.000  -", "-      b"]
 
 
 def test_mapping_becomes_a_two_column_table():

@@ -77,19 +77,22 @@ class Table:
 
     Args:
         rows: One mapping per row (at least one row; an empty list shows ``(no rows)``).
-        columns: Columns to show, in order; default the keys of the first row.
+        columns: Columns to show, in order; default every key of any row, in order of first
+            appearance (a row without a key shows ``-`` there).
         digits: Decimal places of floats.
         caption: Optional title shown above the HTML table and the text table.
 
     Raises:
-        ValueError: A requested column is missing from a row (the row index is named).
+        ValueError: A column named in ``columns`` is missing from a row (the row is named).
     """
 
     def __init__(self, rows: Sequence[Mapping], columns: Sequence[str] | None = None, *,
                  digits: int = 3, caption: str | None = None) -> None:
         self.rows = [dict(row) for row in rows]
-        self.columns = list(columns) if columns is not None else list(self.rows[0] if rows
-                                                                          else [])
+        if columns is None:
+            columns = list(dict.fromkeys(key for row in self.rows for key in row))
+            self.rows = [{c: row.get(c) for c in columns} for row in self.rows]
+        self.columns = list(columns)
         for index, row in enumerate(self.rows):
             missing = [c for c in self.columns if c not in row]
             if missing:

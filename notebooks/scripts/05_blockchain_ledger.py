@@ -225,9 +225,9 @@ print("with every vote:", ledger.commit_block().height, "| chain ok:", ledger.ve
 # version — then they load into a fresh model that predicts exactly like the trained one.
 
 # %%
-for v in registry.history(victim):
-    print(f"{v.version[:12]}  parent {(v.parent or '-')[:12]:<12}  height {v.where.height}  "
-          f"tags {registry.tags_of(v.version)}  {v.metrics}")
+show([{"version": v.version, "parent": v.parent or "-", "height": v.where.height,
+       "tags": ", ".join(registry.tags_of(v.version)) or "-", **v.metrics}
+      for v in registry.history(victim)], caption=f"history of {victim}'s model")
 show([{"metric": d.metric, "v1": d.old, "v2": d.new, "change": d.delta}
       for d in registry.diff(first[victim], second[victim])])
 print("tagged 'deployed':", registry.tagged("deployed").version[:12])
