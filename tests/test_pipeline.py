@@ -171,31 +171,16 @@ def test_efl_demo_errors_name_the_problem(tmp_path):
     assert unknown.returncode == 2 and "octmnistx" in unknown.stderr
 
 
-def claims(report: dict) -> dict:
-    """The method's secure result against every comparison, from one report."""
-    secure, ens, base = (report["ensembles"]["secure_mean"], report["ensembles"],
-                         report["baselines"])
-    others = {f"alone {i['id']}": {"auc": i["test_auc"],
-                                   "balanced_accuracy": i["test_balanced_accuracy"]}
-              for i in report["institutions"]}
-    others.update(fedavg=base["fedavg_cnn"], ensemble_only=ens["ensemble_only"])
-    return {"secure": secure, "others": others}
-
-
-def test_demo_on_embedded_breastmnist_beats_every_institution(breastmnist_experiment):
-    """The README's main job, seed 0: the secure hierarchical ensemble's AUC and balanced
-    accuracy are above every institution alone, FedAvg and the ensemble of institutions that
-    trained alone (the claims over seeds 0-2 are in test_method_claims_over_seeds)."""
+def test_demo_on_embedded_breastmnist(breastmnist_experiment):
+    """The README's main job, seed 0: three institutions with three architecture sets, a
+    secure result equal to the plaintext one, a verified ledger (the accuracy claims, over
+    seeds and against a validation-chosen best institution, are in test_claims.py)."""
     result, out = breastmnist_experiment
     report = json.loads((out / "report.json").read_text())
-    got = claims(report)
-    secure = got["secure"]
+    secure = report["ensembles"]["secure_mean"]
     assert report["dataset"]["name"] == "breastmnist" and secure["parties"] == 3
     assert len({tuple(i["architectures"]) for i in report["institutions"]}) == 3
     assert secure["label_agreement"] == 1.0
-    for name, other in got["others"].items():
-        assert secure["auc"] > other["auc"], (name, secure, other)
-        assert secure["balanced_accuracy"] > other["balanced_accuracy"], (name, secure, other)
     assert report["ledger"]["verified"] is True
     verify = subprocess.run([*EFL, "ledger", "verify", str(out / "ledger.sqlite")],
                             capture_output=True, text=True, timeout=120)
@@ -222,30 +207,6 @@ def test_config_fixed_point_bits_reach_the_secure_round(tmp_path, make_npz):
                                atol=result.fixed_point.error_bound)
     with open_ledger(ledger_path) as view:
         assert {r.round_id: r for r in view.rounds()}[ROUND_ID].protocol["frac_bits"] == 8
-
-
-@pytest.mark.slow
-def test_method_claims_over_seeds(breastmnist_experiment):
-    """README claim, default demo (classroom_fast, BreastMNIST), seeds 0-2: the secure
-    hierarchical ensemble's balanced accuracy is above every institution alone, FedAvg and
-    ensemble-only at every seed; its AUC is above every institution alone and FedAvg at every
-    seed, and above ensemble-only on average (at seed 2 ensemble-only's AUC is higher)."""
-    from efl_toolkit.report import build_report
-
-    reports = [json.loads((breastmnist_experiment[1] / "report.json").read_text())]
-    for seed in (1, 2):
-        out = breastmnist_experiment[1].parent / f"seed{seed}"
-        result = run_experiment(get_config("classroom_fast", seed=seed), out, progress=False,
-                                log=lambda *_: None, write=False)
-        reports.append(build_report(result, out, total_seconds=0.0))
-    for report in reports:
-        got = claims(report)
-        for name, other in got["others"].items():
-            assert got["secure"]["balanced_accuracy"] > other["balanced_accuracy"], name
-            if name != "ensemble_only":
-                assert got["secure"]["auc"] > other["auc"], (report["config"]["seed"], name)
-    mean_auc = np.mean([claims(r)["secure"]["auc"] for r in reports])
-    assert mean_auc > np.mean([claims(r)["others"]["ensemble_only"]["auc"] for r in reports])
 
 
 def test_ensemble_only_method_trains_no_groups(tmp_path, make_npz):
