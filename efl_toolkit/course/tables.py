@@ -20,14 +20,13 @@ Example:
 from __future__ import annotations
 
 import html
-import math
 import re
 import sys
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from efl_toolkit.course.viz import format_table
+from efl_toolkit.course.viz import _cell, format_table
 
 #: A cell is a hash when it is this many or more lowercase hexadecimal characters.
 HASH_PATTERN = re.compile(r"^[0-9a-f]{16,}$")
@@ -58,18 +57,15 @@ def _plain(value):
 
 
 def _html_cell(value, digits: int) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool | np.bool_):
-        return "yes" if value else "no"
-    if isinstance(value, float | np.floating):
-        return "nan" if math.isnan(value) else f"{value:.{digits}f}"
-    if isinstance(value, list | tuple | np.ndarray):
+    """A cell as HTML: the text table's rendering, escaped; hashes get a hover title."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, list | tuple):
         return ", ".join(_html_cell(v, digits) for v in value)
     if is_hash(value):
         return (f'<span title="{value}" style="font-family: monospace">'
                 f"{short_hash(value)}</span>")
-    return html.escape(str(value))
+    return html.escape(_cell(value, digits))
 
 
 class Table:
