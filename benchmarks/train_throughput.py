@@ -45,7 +45,7 @@ from efl_toolkit.training.local import train_local
 TORCH_MISSING = ("skipped: PyTorch is not installed (pip install torch==2.13.0 to compare every "
                  "architecture with its PyTorch eager twin)")
 #: (steps, repeats) of a full and a ``--quick`` run.
-FULL, QUICK = (60, 5), (30, 3)
+FULL, QUICK = (60, 5), (20, 3)
 
 
 def synthetic_split(n: int, image_shape: tuple[int, int, int], n_classes: int) -> Split:
