@@ -398,7 +398,8 @@ def verify_chain(
     """
     start = time.perf_counter()
     decoded = [_decode(stored, position) for position, stored in enumerate(stored_blocks)]
-    with verified_in_batch(_signatures(stored_blocks, decoded)):
+    keys = _genesis_members(decoded[0]) if decoded and isinstance(decoded[0], Block) else {}
+    with verified_in_batch(_signatures(stored_blocks[1:], decoded[1:], keys)):
         scan = _scan(stored_blocks, decoded, artifacts, genesis_hash, trusted_keys)
     scan.report = replace(scan.report, seconds=time.perf_counter() - start)
     return scan
@@ -411,15 +412,13 @@ def _decode(stored: StoredBlock, height: int) -> Block | ValueError:
         return err
 
 
-def _signatures(stored_blocks: Sequence[StoredBlock], decoded: Sequence[Block | ValueError]
-                ) -> list[tuple[str, str, bytes, bytes]]:
-    """Every (key, signature, domain, message) that checking blocks 1.. will verify, with the
-    keys genesis registers (membership is fixed there); a guess that misses costs nothing."""
-    if not decoded or not isinstance(decoded[0], Block):
-        return []
-    keys = _genesis_members(decoded[0])
+def _signatures(stored_blocks: Sequence[StoredBlock], decoded: Sequence[Block | ValueError],
+                keys: Mapping[str, str]) -> list[tuple[str, str, bytes, bytes]]:
+    """Every (key, signature, domain, message) that checking these (non-genesis) blocks will
+    verify, with the registered ``keys`` (membership is fixed by genesis); a guess that misses
+    costs nothing, it is verified again."""
     items = []
-    for stored, block in zip(stored_blocks[1:], decoded[1:], strict=True):
+    for stored, block in zip(stored_blocks, decoded, strict=True):
         if not isinstance(block, Block):
             continue
         items += [(keys[tx.sender], tx.signature, TX_DOMAIN, tx.signing_bytes())
@@ -557,9 +556,28 @@ def verify_since(conn, scan: ChainScan, checkpoint: Checkpoint | None,
             return done(replace(old, ok=False, height=n - 1, check="hash link",
                                 reason=verdict.message), hashes=len(hashes))
     new = store.read_blocks(conn, start=n)
-    state, prev_hash, first, state_known = scan.state, old.head_hash, None, True
+    decoded = [_decode(stored, position) for position, stored in enumerate(new, start=n)]
+    keys = {m: r.public_key for m, r in scan.state.members.items()}
+    with verified_in_batch(_signatures(new, decoded, keys)):
+        first = _extend(scan, new, decoded, artifacts)
+    rows = len(new) + sum(len(b.txs) for b in new)
+    head = new[-1].hash.decode("ascii", "replace") if new else old.head_hash
+    total = replace(old, n_blocks=n + len(new), n_txs=old.n_txs + rows - len(new),
+                    head_hash=head)
+    if first is not None:
+        total = replace(total, ok=False, height=first[0], check=first[1].check,
+                        reason=first[1].reason)
+    return done(total, len(new), rows, len(hashes))
+
+
+def _extend(scan: ChainScan, new: Sequence[StoredBlock], decoded: Sequence[Block | ValueError],
+            artifacts: ArtifactStore | None) -> tuple[int, CheckResult] | None:
+    """Checks ``new`` blocks after ``scan`` (extending it); returns the first failure."""
+    n = scan.report.n_blocks
+    state, prev_hash, first, state_known = scan.state, scan.report.head_hash, None, True
     for position, stored in enumerate(new, start=n):
-        outcome = check_block(stored, state, prev_hash, artifacts, position, state_known)
+        outcome = check_block(stored, state, prev_hash, artifacts, position, state_known,
+                              decoded=decoded[position - n])
         scan.checks.append(outcome.checks)
         scan.blocks.append(outcome.block)
         if outcome.staged is not None:
@@ -570,11 +588,4 @@ def verify_since(conn, scan: ChainScan, checkpoint: Checkpoint | None,
         state.head_hash = prev_hash = stored.hash.decode("ascii", "replace")
         if first is None and outcome.checks.first_failure is not None:
             first = (outcome.checks.height, outcome.checks.first_failure)
-    rows = len(new) + sum(len(b.txs) for b in new)
-    head = prev_hash if new else old.head_hash
-    total = replace(old, n_blocks=n + len(new), n_txs=old.n_txs + rows - len(new),
-                    head_hash=head)
-    if first is not None:
-        total = replace(total, ok=False, height=first[0], check=first[1].check,
-                        reason=first[1].reason)
-    return done(total, len(new), rows, len(hashes))
+    return first
