@@ -186,3 +186,37 @@ def test_flags_and_file_reach_report_json(tmp_path, make_npz):
     markdown = (out / "report.md").read_text()
     assert "level-2 rule `equal`" in markdown and "opens `labels`" in markdown
     assert "only the labels were opened" in markdown
+
+
+def test_builtin_rules_are_the_designs_weights():
+    """`own_auc` is the first design's weighting, `consortium_auc` the method's, `n_train` and
+    `equal` what they say (the pipeline's `auto` picks the first two)."""
+    import jax
+    import numpy as np
+
+    from efl_toolkit.config import TrainConfig
+    from efl_toolkit.data import load_dataset, make_institutions
+    from efl_toolkit.federation.aggregation import plaintext_aggregation
+    from efl_toolkit.federation.level1 import train_each_alone
+    from efl_toolkit.federation.level2 import (
+        RuleInputs,
+        apply_rule,
+        consortium_validation_auc,
+        consortium_weights,
+        level2_weights,
+    )
+    from efl_toolkit.training import predict_proba
+
+    ds = load_dataset("breastmnist")
+    insts = tuple(make_institutions(ds, 3, capacities=["tiny"] * 3, seed=0))
+    alone = train_each_alone(insts, ds, TrainConfig(epochs=2), jax.random.key(0))
+    predictors = {i.id: (lambda r: lambda x: np.mean([predict_proba(t.model, x)
+                                                      for t in r.trained], axis=0))(alone[i.id])
+                  for i in insts}
+    inputs = RuleInputs(insts, predictors, 2, plaintext_aggregation)
+    assert apply_rule("own_auc", inputs) == pytest.approx(level2_weights(insts, alone, 2))
+    pooled = consortium_validation_auc(predictors, insts, 2, plaintext_aggregation)
+    assert apply_rule("consortium_auc", inputs) == pytest.approx(consortium_weights(pooled))
+    sizes = np.array([i.n_train for i in insts], dtype=float)
+    assert list(apply_rule("n_train", inputs).values()) == pytest.approx(sizes / sizes.sum())
+    assert list(apply_rule("equal", inputs).values()) == pytest.approx([1 / 3] * 3)
