@@ -34,7 +34,7 @@ from efl_toolkit.explorer.backend import (
     VerifyReport,
 )
 from efl_toolkit.ledger import LedgerError, LedgerView, open_ledger, store, tamper
-from efl_toolkit.ledger.backend import version_counts, version_graph
+from efl_toolkit.ledger.records import version_counts, version_graph
 from efl_toolkit.ledger.views import BlockInfo, HeaderInfo
 
 

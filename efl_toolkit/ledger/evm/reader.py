@@ -17,7 +17,8 @@ from typing import Any
 
 from eth_utils import event_abi_to_log_topic
 
-from efl_toolkit.ledger.backend import (
+from efl_toolkit.ledger.evm.index import Entry, EventIndex, hex32
+from efl_toolkit.ledger.records import (
     BlockRow,
     BlockView,
     CheckResult,
@@ -30,7 +31,6 @@ from efl_toolkit.ledger.backend import (
     version_counts,
     version_graph,
 )
-from efl_toolkit.ledger.evm.index import Entry, EventIndex, hex32
 from efl_toolkit.ledger.state import Where
 
 CHECKS = ("block hash", "hash link", "events", "artifact hash")
