@@ -12,7 +12,7 @@ What is measured (one run, printed as JSON; ``run(quick)`` returns the same dict
 * ``verify_full_seconds``: :func:`~efl_toolkit.ledger.reader.open_ledger` of the whole chain
   (read every row, every check of every block: hash links, Merkle roots, 4 signatures, quorum,
   rules), and ``ed25519_verify_us``: what one signature verification costs here;
-* ``verify_incremental_seconds``: :func:`~efl_toolkit.ledger.verify.verify_since` from a
+* ``verify_incremental_seconds``: :func:`~efl_toolkit.ledger.incremental.verify_since` from a
   checkpoint at height ``blocks - 101`` over the last 100 blocks, and its ratio to the full one;
 * ``inclusion_proof``: bytes (JSON of the RFC 9162 audit path) and microseconds to build and to
   check a proof of one transaction in a 64-transaction block.
@@ -36,8 +36,9 @@ from efl_toolkit.ledger import Consortium, Ledger, ModelRegistry, TxType, open_l
 from efl_toolkit.ledger.block import Block, make_header, proposer_for, to_stored
 from efl_toolkit.ledger.checkpoint import checkpoint_of
 from efl_toolkit.ledger.crypto import VOTE_DOMAIN, private_key_from_seed, public_key_hex, verify
+from efl_toolkit.ledger.incremental import verify_since
 from efl_toolkit.ledger.merkle import inclusion_proof, verify_inclusion
-from efl_toolkit.ledger.verify import verify_chain, verify_since
+from efl_toolkit.ledger.verify import verify_chain
 
 MEMBERS = ("hospital-a", "hospital-b", "clinic-c")
 

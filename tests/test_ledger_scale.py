@@ -24,7 +24,8 @@ from efl_toolkit.ledger.crypto import (
     verified_in_batch,
     verify,
 )
-from efl_toolkit.ledger.verify import verify_chain, verify_since
+from efl_toolkit.ledger.incremental import verify_since
+from efl_toolkit.ledger.verify import verify_chain
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from ledger_scale import bench_inclusion, build_chain  # noqa: E402
