@@ -24,6 +24,7 @@ registry       ModelRegistry: commit, checkout, history, diff, tag, lineage, rou
 audit          who committed what and when, rounds of an institution, dependencies
 tamper         scratch copies and byte flips for demonstrations and tests
 cli            ``efl ledger verify|log|show|checkpoint``
+records        the read records every engine returns (blocks, checks, reports, version graph)
 backend        the interface both engines implement (EmbeddedBackend here; ``evm/``: the same
                registry as a Vyper contract on an EVM chain, needs the ``evm`` extra)
 =============  =================================================================================
