@@ -93,3 +93,9 @@ def test_class_counts_read_as_exactly_the_classes():
         "malignant: 42; normal/benign: 114")
     with pytest.raises(ValueError, match="2 counts for 3 class names"):
         class_counts_text([1, 2], ["a", "b", "c"])
+
+
+def test_lists_of_names_with_commas_stay_unambiguous():
+    row = {"class_names": ["malignant", "normal, benign"], "counts": [42, 114]}
+    assert str(table([row])).splitlines()[1] == "malignant; normal, benign  42, 114"
+    assert ">malignant; normal, benign<" in table([row])._repr_html_()

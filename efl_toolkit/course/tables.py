@@ -49,9 +49,16 @@ def short_hash(value: str) -> str:
     return value if len(value) <= HASH_SHOWN else value[:HASH_SHOWN] + "…"
 
 
+def _separator(values) -> str:
+    """``"; "`` between items that contain commas (``"normal, benign"``), else ``", "``."""
+    return "; " if any(isinstance(v, str) and "," in v for v in values) else ", "
+
+
 def _plain(value):
     """A cell as the text table shows it: hashes shortened, sequences flattened."""
     if isinstance(value, list | tuple):
+        if _separator(value) == "; ":
+            return "; ".join(str(_plain(v)) for v in value)
         return [_plain(v) for v in value]
     return short_hash(value) if is_hash(value) else value
 
@@ -61,7 +68,7 @@ def _html_cell(value, digits: int) -> str:
     if isinstance(value, np.ndarray):
         value = value.tolist()
     if isinstance(value, list | tuple):
-        return ", ".join(_html_cell(v, digits) for v in value)
+        return _separator(value).join(_html_cell(v, digits) for v in value)
     if is_hash(value):
         return (f'<span title="{value}" style="font-family: monospace">'
                 f"{short_hash(value)}</span>")
