@@ -265,6 +265,19 @@ def test_the_contract_is_compiled_once_per_source_and_cached(tmp_path, monkeypat
     assert len(list((tmp_path / "vyper").glob("registry-*.json"))) == 2
 
 
+def test_efl_demo_with_an_unreachable_node_fails_before_training(tmp_path):
+    import subprocess
+    import sys
+
+    url = f"http://127.0.0.1:{free_port()}"
+    run = subprocess.run([sys.executable, "-m", "efl_toolkit.cli", "demo", "--ledger",
+                          f"evm:{url}", "--out", str(tmp_path / "out")],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "[2/7]" not in run.stdout, run.stdout
+    assert run.stderr.strip() == f"efl demo: error: cannot reach the EVM node at {url} " \
+                                 "(connection refused)"
+
+
 def test_a_descriptor_of_an_in_process_chain_says_it_is_gone(tmp_path):
     chain = make("evm", tmp_path)
     descriptor = json.loads((tmp_path / "ledger.evm.json").read_text())
