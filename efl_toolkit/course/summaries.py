@@ -32,9 +32,6 @@ from efl_toolkit.models.capacity import REFERENCE_SAMPLES, estimate_cost
 from efl_toolkit.models.zoo import ARCHITECTURES, architecture_names
 from efl_toolkit.training.serialize import version_hash
 
-#: Characters of the version hash shown in tables (the full hash goes to the ledger).
-SHORT_HASH = 12
-
 
 def capacity_rows(institutions: Sequence[Institution], dataset: Dataset) -> list[dict]:
     """Each institution's budget, its architectures and what they cost per epoch.
@@ -87,7 +84,8 @@ def model_rows(results: Mapping[str, LocalResult]) -> list[dict]:
     Returns:
         Rows with ``institution``, ``arch``, ``epochs_run``, ``best_epoch``, ``stopped_early``,
         ``best_val_loss`` (the monitored value), ``test_accuracy``, ``test_auc``, ``seconds``
-        and ``version`` (the first :data:`SHORT_HASH` hex digits of the version hash).
+        and ``version`` (the full SHA-256 version hash; ``course.show`` shortens it to 12
+        characters with the full value on hover).
 
     Example:
         >>> import jax
@@ -98,7 +96,7 @@ def model_rows(results: Mapping[str, LocalResult]) -> list[dict]:
         >>> insts = make_institutions(ds, 2, capacities=["tiny", "tiny"], seed=0)
         >>> res = train_each_alone(insts, ds, TrainConfig(epochs=1), jax.random.key(0))
         >>> [(r["institution"], r["arch"], len(r["version"])) for r in model_rows(res)]
-        [('hospital-a', 'logistic', 12), ('hospital-b', 'logistic', 12)]
+        [('hospital-a', 'logistic', 64), ('hospital-b', 'logistic', 64)]
     """
     _check_results(results)
     rows = []
@@ -115,7 +113,7 @@ def model_rows(results: Mapping[str, LocalResult]) -> list[dict]:
                 "test_accuracy": test.accuracy,
                 "test_auc": test.auc,
                 "seconds": trained.seconds,
-                "version": version_hash(trained.model)[:SHORT_HASH],
+                "version": version_hash(trained.model),
             })
     return rows
 
