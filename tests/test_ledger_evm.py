@@ -145,6 +145,13 @@ def test_registration_by_admin_or_a_quorum_of_members(tmp_path):
         chain.close()
 
 
+def test_a_transaction_the_node_refuses_is_one_ledger_error(tmp_path):
+    chain = make("evm", tmp_path)
+    chain.keys.add("pauper")  # a key with no funds: the node refuses before any contract code
+    with pytest.raises(LedgerError, match="refused the transaction .*cannot afford"):
+        chain.model_commit("pauper", "cnn", b"x", None, "cnn", {}, {})
+
+
 def test_embedded_membership_is_fixed_by_genesis(tmp_path):
     embedded = make("embedded", tmp_path)
     try:

@@ -139,7 +139,7 @@ class Sender:
         self.confirmed = -1  # the last block this process saw a receipt in
         with self.rpc():
             self.chain_id = w3.eth.chain_id
-            self.gas_price = max(int(w3.eth.gas_price) * 2, 1)
+            self.gas_price = int(w3.eth.gas_price) * 2  # 0 on a free-gas consortium chain
             self.confirmed = w3.eth.block_number
         self._nonces: dict[str, int] = {}
 
@@ -178,10 +178,13 @@ class Sender:
                                              "chainId": self.chain_id})
                 raw = account.sign_transaction(tx).raw_transaction
                 tx_hash = self.w3.eth.send_raw_transaction(raw)
-            except Exception as err:
+            except _connection_errors():
+                raise
+            except Exception as err:  # a revert (any provider's error class) or a refusal
                 code = reason_code(err)
                 if code is None:
-                    raise
+                    raise LedgerError(f"the EVM node at {self.where} refused the transaction "
+                                      f"({type(err).__name__}: {str(err)[:200]})") from None
                 raise RevertedCall(code) from None
             self._nonces[account.address] = nonce + 1
             receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30,
