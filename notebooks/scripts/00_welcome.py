@@ -58,6 +58,7 @@
 # | 05 | the blockchain: integrity, audit, model version control |
 # | 06 | end to end |
 # | 07 | research playground |
+# | 08 | federated groups: FedAvg inside a capacity group under secure aggregation |
 
 # %% [markdown]
 # ## 1. Is this machine ready?
