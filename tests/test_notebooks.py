@@ -253,3 +253,32 @@ def test_a_failing_cell_is_named(venv_kernel, tmp_path):
     message = str(failure.value)
     assert "broken.ipynb: cell #2 raised ValueError" in message
     assert "hospital-b has no data" in message
+
+
+def test_a_failing_check_names_its_claim(venv_kernel, tmp_path):
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "from efl_toolkit.course import check\n"
+        "check(0.02 <= 0.01, 'secure mean within the bound', '0.02 > 0.01')")])
+    path = tmp_path / "claim.ipynb"
+    nbformat.write(notebook, path)
+    with pytest.raises(pytest.fail.Exception) as failure:
+        run_notebook(path, venv_kernel, tmp_path, budget=STARTUP_TIMEOUT)
+    assert ("raised CheckFailed: check failed: secure mean within the bound (0.02 > 0.01)"
+            in str(failure.value))
+
+
+def test_the_run_folder_goes_with_the_kernel_and_a_stray_folder_is_seen(venv_kernel, tmp_path):
+    """A real kernel's course.workdir() (with a ledger-like file) is gone after the graceful
+    shutdown; a folder made with tempfile.mkdtemp instead is still there for the check above to
+    see."""
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import tempfile\nfrom efl_toolkit.course import workdir\n"
+        "(workdir('ledger') / 'ledger.sqlite').write_bytes(b'x')\n"
+        "stray = tempfile.mkdtemp(prefix='efl-07-')\nprint(workdir(), stray)")])
+    path = tmp_path / "folders.ipynb"
+    nbformat.write(notebook, path)
+    env = kernel_environment(tmp_path)
+    executed, _ = run_notebook(path, venv_kernel, tmp_path, budget=STARTUP_TIMEOUT, env=env)
+    run, stray = executed.cells[0].outputs[0].text.split()
+    assert Path(run).parent == Path(env["TMPDIR"]) and not Path(run).exists()
+    assert os.listdir(env["TMPDIR"]) == [Path(stray).name]
