@@ -87,3 +87,14 @@ def test_refresh_trains_even_on_a_hit(federation, tmp_path, monkeypatch, capsys)
     cache.train_each_alone_cached(institutions[:1], dataset, CONFIG, jax.random.key(0),
                                   refresh=True)
     assert "trained; cached in" in capsys.readouterr().out
+
+
+def test_an_unwritable_cache_costs_the_cache_not_the_results(federation, tmp_path, monkeypatch,
+                                                             capsys):
+    dataset, institutions = federation
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("EFL_CACHE", str(blocker))
+    results = cache.train_each_alone_cached(institutions[:1], dataset, CONFIG, jax.random.key(0))
+    assert list(results) == [institutions[0].id]
+    assert "trained; not cached" in capsys.readouterr().out

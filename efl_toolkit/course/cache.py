@@ -100,7 +100,10 @@ def _save(folder: Path, results: dict[str, LocalResult]) -> None:
                         "n_train": result.n_train, "models": models})
     (staging / _RECORD).write_text(json.dumps(records))
     shutil.rmtree(folder, ignore_errors=True)
-    os.replace(staging, folder)
+    try:
+        os.replace(staging, folder)
+    except OSError:  # another kernel stored the same entry meanwhile: keep theirs
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _load(folder: Path, dataset: Dataset) -> dict[str, LocalResult] | None:
@@ -157,6 +160,10 @@ def train_each_alone_cached(institutions: Sequence[Institution], dataset: Datase
         return cached
     results = level1.train_each_alone(institutions, dataset, config, key, progress=progress,
                                       monitor=monitor)
-    _save(folder, results)
+    try:
+        _save(folder, results)
+    except OSError as error:  # a read-only or full disk costs the cache, not the results
+        print(f"trained; not cached ({error})")
+        return results
     print(f"trained; cached in {folder} for the next notebook ({CACHE_ENV_VAR}=off disables)")
     return results
