@@ -115,8 +115,10 @@ class Table:
         frame = self.frame()
         styler = frame.style.format(lambda v: _html_cell(v, self.digits)).hide(axis="index")
         numeric = [c for c in self.columns if frame[c].dtype.kind in "fiu"]
-        if numeric:
-            styler = styler.set_properties(subset=numeric, **{"text-align": "right"})
+        text = [c for c in self.columns if c not in numeric]
+        for columns, align in ((numeric, "right"), (text, "left")):
+            if columns:  # numbers right, text left (notebook CSS centres cells otherwise)
+                styler = styler.set_properties(subset=columns, **{"text-align": align})
         styler = styler.set_table_styles(_STYLES)
         return styler.set_caption(html.escape(self.caption)) if self.caption else styler
 
