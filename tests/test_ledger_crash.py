@@ -1,5 +1,6 @@
 """Crash safety: a writer killed with SIGKILL at random moments leaves a ledger that reopens,
-verifies, and holds every block the writer reported as committed."""
+verifies, and holds every block the writer reported as committed. Random kills rarely land
+inside a write: ``test_ledger_faults.py`` stops a writer at every step of one (fault points)."""
 
 from __future__ import annotations
 
