@@ -66,46 +66,38 @@ def test_the_untouched_copy_verifies(original, tmp_path):
         assert view.report.ok and view.height == 4
 
 
-@pytest.mark.parametrize(("idx", "reason"), [
-    (2, "header says 3 transactions, 2 stored"),           # the last row
-    (1, "transaction rows skip from index 0 to 2"),        # a middle row
-])
-def test_one_transaction_row_deleted(original, tmp_path, idx, reason):
+ROW_ATTACKS = {
+    "last transaction row deleted": (
+        "DELETE FROM txs WHERE height = 2 AND idx = 2",
+        2, "header says 3 transactions, 2 stored"),
+    "middle transaction row deleted": (
+        "DELETE FROM txs WHERE height = 2 AND idx = 1",
+        2, "transaction rows skip from index 0 to 2"),
+    "orphan transaction row (no block row)": (
+        "INSERT INTO txs(height, idx, tx_id, body) SELECT 5, idx, tx_id, body FROM txs "
+        "WHERE height = 4",
+        5, "transaction rows at height 5 have no block row"),
+    "extra transaction row in a block": (
+        "INSERT INTO txs(height, idx, tx_id, body) SELECT 3, 1, tx_id, body FROM txs "
+        "WHERE height = 4",
+        3, "header says 1 transactions, 2 stored"),
+    "gap in transaction indices": (
+        "UPDATE txs SET idx = 7 WHERE height = 2 AND idx = 2",
+        2, "transaction rows skip from index 1 to 7"),
+    "block row holding another height's header": (
+        "UPDATE blocks SET header = (SELECT header FROM blocks WHERE height = 3) "
+        "WHERE height = 2",
+        2, "row 2 holds a header of height 3"),
+}
+
+
+@pytest.mark.parametrize("attack", sorted(ROW_ATTACKS))
+def test_rows_deleted_added_or_renumbered(original, tmp_path, attack):
+    sql, height, reason = ROW_ATTACKS[attack]
     path, conn = _scratch(original, tmp_path)
-    conn.execute("DELETE FROM txs WHERE height = 2 AND idx = ?", (idx,))
+    conn.execute(sql)
     conn.close()
-    _fails_at(path, 2, "encoding", reason)
-
-
-def test_orphan_transaction_rows_without_their_block(original, tmp_path):
-    path, conn = _scratch(original, tmp_path)
-    conn.execute("INSERT INTO txs(height, idx, tx_id, body) SELECT 5, idx, tx_id, body FROM txs "
-                 "WHERE height = 4")
-    conn.close()
-    _fails_at(path, 5, "encoding", "transaction rows at height 5 have no block row")
-
-
-def test_a_block_row_holding_another_heights_header(original, tmp_path):
-    path, conn = _scratch(original, tmp_path)
-    conn.execute("UPDATE blocks SET header = (SELECT header FROM blocks WHERE height = 3) "
-                 "WHERE height = 2")
-    conn.close()
-    _fails_at(path, 2, "encoding", "row 2 holds a header of height 3")
-
-
-def test_an_extra_transaction_row_in_a_block(original, tmp_path):
-    path, conn = _scratch(original, tmp_path)
-    conn.execute("INSERT INTO txs(height, idx, tx_id, body) SELECT 3, 1, tx_id, body FROM txs "
-                 "WHERE height = 4")
-    conn.close()
-    _fails_at(path, 3, "encoding", "header says 1 transactions, 2 stored")
-
-
-def test_a_gap_in_transaction_indices(original, tmp_path):
-    path, conn = _scratch(original, tmp_path)
-    conn.execute("UPDATE txs SET idx = 7 WHERE height = 2 AND idx = 2")
-    conn.close()
-    _fails_at(path, 2, "encoding", "transaction rows skip from index 1 to 7")
+    _fails_at(path, height, "encoding", reason)
 
 
 def test_one_signers_vote_duplicated_to_fake_a_quorum(original, tmp_path):
