@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from efl_toolkit.ledger import open_ledger, store
+from efl_toolkit.ledger import Consortium, Ledger, open_ledger, store
 from efl_toolkit.ledger.block import decode_votes, encode_votes
 from efl_toolkit.ledger.checkpoint import checkpoint_of
 from efl_toolkit.ledger.crypto import (
@@ -25,6 +25,7 @@ from efl_toolkit.ledger.crypto import (
     verify,
 )
 from efl_toolkit.ledger.incremental import verify_since
+from efl_toolkit.ledger.merkle import Frontier, merkle_root
 from efl_toolkit.ledger.verify import verify_chain
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -136,3 +137,21 @@ def test_inclusion_proof_figures():
     figures = bench_inclusion(n_leaves=64, repeats=10)
     assert figures["path_hashes"] == 6  # log2(64)
     assert figures["proof_bytes"] > 6 * 64  # six 32-byte hashes in hex
+
+
+def test_the_writers_growing_tree_gives_the_rfc_9162_root(tmp_path):
+    leaves = [bytes([i]) * (i % 5 + 1) for i in range(140)]
+    tree = Frontier()
+    roots = [tree.root()]
+    for leaf in leaves:
+        tree.append(leaf)
+        roots.append(tree.root())
+    assert roots == [merkle_root(leaves[:n]) for n in range(len(leaves) + 1)]
+    ledger = Ledger.create(tmp_path / "ledger.sqlite", Consortium.generate(["a", "b", "c"], 0))
+    for _ in range(6):
+        ledger.commit_block()
+        assert ledger.checkpoint() == checkpoint_of(ledger.block_hashes(), ledger.origin[11:])
+    ledger.close()
+    with open_ledger(tmp_path / "ledger.sqlite") as view:  # the checkpoint file agrees
+        assert view.check_checkpoint(view.stored_checkpoint()).status == "consistent"
+        assert view.stored_checkpoint().size == 7
