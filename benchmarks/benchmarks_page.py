@@ -59,16 +59,21 @@ def _training(training: dict, folder: Path, stem: str) -> list[str]:
     rows = []
     for arch, stats in jax_stats.items():
         twin = torch_stats.get(arch, {}) if isinstance(torch_stats, dict) else {}
+        configs = training.get("torch_configurations", {}).get(arch, {})
         rows.append([arch, stats["median"], stats["min"], twin.get("median"), twin.get("min"),
+                     configs.get("default_threads", {}).get("median"),
+                     configs.get("one_thread", {}).get("median"),
                      ratios.get(arch), training.get("ratio_vs_torch_of_max", {}).get(arch),
                      training["jax_compile_seconds"].get(arch),
                      training.get("torch_first_step_seconds", {}).get(arch)])
     lines = [f"Batch {training['batch_size']}, images {training['image_shape']}, "
              f"{training['steps']} steps x {training['repeats']} interleaved repeats; "
              f"load average before/after {training['load_average']['before_1_5_15m']} / "
-             f"{training['load_average']['after_1_5_15m']}.", ""]
+             f"{training['load_average']['after_1_5_15m']}. PyTorch is the faster of its two "
+             "configurations (default threads, one thread); ratio: JAX over PyTorch.", ""]
     lines += _table(["architecture", "JAX median (samples/s)", "JAX min", "PyTorch median",
-                     "PyTorch min", "ratio of medians", "ratio of best runs",
+                     "PyTorch min", "PyTorch default threads (median)",
+                     "PyTorch 1 thread (median)", "ratio of medians", "ratio of best runs",
                      "JAX compile (s)", "PyTorch first step (s)"], rows)
     if not isinstance(torch_stats, dict):
         lines += [f"PyTorch: {torch_stats}", ""]

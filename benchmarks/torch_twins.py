@@ -149,19 +149,28 @@ TWINS: dict[str, type[nn.Module]] = {"logistic": Logistic, "mlp": MLP, "vit": Ti
 
 
 def trainer(arch: str, image_shape: tuple[int, int, int], n_classes: int, batch_size: int,
-            seed: int = 0) -> Callable[[Split, int], tuple[float, float]]:
-    """A function ``run(train, steps) -> (first_step_seconds, samples_per_second)``.
+            seed: int = 0) -> Callable[..., tuple[float, float]]:
+    """A function ``run(train, steps, threads=None) -> (first_step_seconds, samples_per_second)``.
 
     ``run`` builds a fresh twin, takes ``steps`` AdamW steps (lr 2e-3, weight decay 1e-4) over
     one shuffled pass of ``train`` (at least ``steps * batch_size`` images), and times the steps
-    after the first (PyTorch's warm-up, the counterpart of JAX's compilation).
+    after the first (PyTorch's warm-up, the counterpart of JAX's compilation). ``threads`` sets
+    PyTorch's intra-op threads for that run (default: PyTorch's own, one per core).
 
     Raises:
         KeyError: ``arch`` has no twin.
     """
     twin = TWINS[arch]
 
-    def run(train: Split, steps: int) -> tuple[float, float]:
+    def run(train: Split, steps: int, threads: int | None = None) -> tuple[float, float]:
+        default_threads = torch.get_num_threads()
+        torch.set_num_threads(threads or default_threads)
+        try:
+            return _timed(train, steps)
+        finally:
+            torch.set_num_threads(default_threads)
+
+    def _timed(train: Split, steps: int) -> tuple[float, float]:
         torch.manual_seed(seed)
         model = twin(image_shape, n_classes)
         optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
