@@ -18,6 +18,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 #: Rows of scalar figures shown per part whose layout this page does not know in detail.
 MAX_ROWS = 40
+#: Everything from this line on in an existing page is kept when the page is regenerated.
+NOTES_MARKER = "<!-- hand-written notes: kept when run_all.py --markdown regenerates the page -->"
 
 
 def _table(header: list[str], rows: list[list]) -> list[str]:
@@ -120,10 +122,15 @@ def markdown(document: dict, folder: Path, stem: str = "benchmarks") -> str:
 
 
 def write(document: dict, path: Path) -> Path:
-    """Writes the page to ``path`` and its plots beside it; returns ``path``."""
+    """Writes the page to ``path`` and its plots beside it; returns ``path``.
+
+    Hand-written notes below :data:`NOTES_MARKER` in an existing page are kept.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(markdown(document, path.parent, path.stem) + "\n")
+    old = path.read_text() if path.exists() else ""
+    notes = old[old.index(NOTES_MARKER):] if NOTES_MARKER in old else ""
+    path.write_text(markdown(document, path.parent, path.stem) + "\n" + notes)
     return path
 
 

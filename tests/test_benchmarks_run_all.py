@@ -88,3 +88,7 @@ def test_markdown_page_from_the_document(document, tmp_path):
         assert f"| {arch} | {document['training']['jax'][arch]['median']} |" in page
     if "ratio_vs_torch" in document["training"]:
         assert (tmp_path / "benchmarks_training.png").stat().st_size > 0
+    notes = f"{benchmarks_page.NOTES_MARKER}\nwhat the profile shows\n"
+    (tmp_path / "benchmarks.md").write_text(page + notes)
+    again = benchmarks_page.write(document, tmp_path / "benchmarks.md").read_text()
+    assert again == page + notes  # regenerated, hand-written notes kept once
