@@ -67,6 +67,7 @@ def _training(training: dict, folder: Path, stem: str) -> list[str]:
                      configs.get("one_thread", {}).get("median"),
                      ratios.get(arch), training.get("ratio_vs_torch_of_max", {}).get(arch),
                      training["jax_compile_seconds"].get(arch),
+                     training.get("jax_compile_seconds_with_cache", {}).get(arch),
                      training.get("torch_first_step_seconds", {}).get(arch)])
     lines = [f"Batch {training['batch_size']}, images {training['image_shape']}, "
              f"{training['steps']} steps x {training['repeats']} interleaved repeats; "
@@ -76,7 +77,8 @@ def _training(training: dict, folder: Path, stem: str) -> list[str]:
     lines += _table(["architecture", "JAX median (samples/s)", "JAX min", "PyTorch median",
                      "PyTorch min", "PyTorch default threads (median)",
                      "PyTorch 1 thread (median)", "ratio of medians", "ratio of best runs",
-                     "JAX compile (s)", "PyTorch first step (s)"], rows)
+                     "JAX compile (s)", "JAX compile, cache on (s)",
+                     "PyTorch first step (s)"], rows)
     if not isinstance(torch_stats, dict):
         lines += [f"PyTorch: {torch_stats}", ""]
     if ratios:
