@@ -60,7 +60,7 @@ format: install-dev
 	$(BIN)/ruff format efl_toolkit tests benchmarks data_scripts notebooks
 
 bench: install-dev
-	for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b; done
+	$(BIN)/python benchmarks/run_all.py --quick --out bench.json --markdown docs/benchmarks.md
 
 # Line coverage of the whole suite, MPyC party processes and `efl` subprocesses included
 # ([tool.coverage.run] in pyproject.toml); FILES=tests/test_x.py measures a few files only.
