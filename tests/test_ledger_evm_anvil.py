@@ -18,6 +18,7 @@ pytest.importorskip("web3", reason="the evm extra is not installed: pip install 
 from browser.sample_ledger import INSTITUTIONS  # noqa: E402
 from test_ledger_evm import REVERTS, make, rejection, write_sample  # noqa: E402
 
+from efl_toolkit.explorer import ExplorerWidget  # noqa: E402
 from efl_toolkit.ledger import LedgerError  # noqa: E402
 from efl_toolkit.ledger.cli import main as ledger_main  # noqa: E402
 from efl_toolkit.ledger.evm import DESCRIPTOR, Anvil, EvmBackend, find_anvil  # noqa: E402
@@ -63,6 +64,12 @@ def test_the_registry_on_a_real_anvil_node(anvil, tmp_path):
 
         code, text = ledger_cli("verify", descriptor)
         assert code == 0 and f"verified: {chain.height() + 1} blocks" in text, text
+        widget = ExplorerWidget(descriptor, refresh_seconds=None)  # the explorer on a path
+        try:
+            widget.verify_button.click()
+            assert widget.last_report.ok and widget.backend.height() == chain.height()
+        finally:
+            widget.close()
         code, text = ledger_cli("log", f"evm:{anvil.url}#{chain.contract.address}",
                                 institution="hospital-a")
         assert code == 0 and text.count("version ") == 2 and versions["a1"] in text

@@ -41,11 +41,22 @@ def _styled(widget: widgets.DOMWidget, *classes: str) -> Any:
 
 
 def open_backend(source: ExplorerBackend | str | os.PathLike) -> ExplorerBackend:
-    """A backend from a backend (returned as is) or a ledger path (opened read-only).
+    """A backend from a backend (returned as is), an embedded ledger path (opened read-only),
+    or an EVM ledger: its descriptor (``ledger.evm.json``, written by ``efl demo --ledger
+    evm:RPC_URL``) or ``evm:RPC_URL#CONTRACT_ADDRESS``.
+
+    Raises:
+        LedgerError: not a usable ledger, or an unreachable node (one line).
 
     Example:
         >>> backend = open_backend("efl_out/ledger.sqlite")  # doctest: +SKIP
+        >>> backend = open_backend("efl_out/ledger.evm.json")  # doctest: +SKIP
     """
+    if isinstance(source, str | os.PathLike) and (
+            str(source).endswith(".json") or str(source).startswith("evm:")):
+        from efl_toolkit.ledger.evm.backend import open_chain
+
+        return open_chain(str(source))
     if isinstance(source, str | os.PathLike):
         from efl_toolkit.explorer.ledger_backend import LedgerBackend
 
@@ -60,8 +71,9 @@ class ExplorerWidget(widgets.VBox):
     """An interactive explorer of one ledger; display it as the last expression of a cell.
 
     Args:
-        source: an :class:`ExplorerBackend`, or the path of an embedded ledger file (then the
-            widget opens a :class:`LedgerBackend` and :meth:`close` closes it).
+        source: an :class:`ExplorerBackend` (either engine's backend), the path of an embedded
+            ledger file, or an EVM ledger's descriptor / ``evm:RPC_URL#ADDRESS`` (then the widget
+            opens the backend itself, :func:`open_backend`, and :meth:`close` closes it).
         refresh_seconds: poll for new blocks this often in a background thread; ``None`` (or 0)
             polls never (call :meth:`refresh` yourself). :meth:`close` stops the poll.
 
