@@ -59,6 +59,7 @@
 # | 06 | end to end |
 # | 07 | research playground |
 # | 08 | federated groups: FedAvg inside a capacity group under secure aggregation |
+# | 09 | the ledger on a chain: the same round on the embedded ledger and an EVM chain |
 
 # %% [markdown]
 # ## 1. Is this machine ready?

@@ -393,9 +393,9 @@ explorer
 #   the original keeps verifying; `efl ledger verify` does the same from a shell.
 # - Limits: the embedded ledger is tamper-*evident* on one machine; a consortium across machines
 #   needs each key at its institution and a chain replicated among them, which this embedded
-#   ledger does not provide. A member set that
-#   rewrites everything from a new genesis is caught only by pinning the genesis hash
-#   (`open_ledger(path, genesis_hash=...)`).
+#   ledger does not provide (notebook 09 keeps the same registry in a smart contract on an EVM
+#   chain). A member set that rewrites everything from a new genesis is caught only by pinning
+#   the genesis hash (`open_ledger(path, genesis_hash=...)`).
 #
 # ## Exercises
 #
