@@ -99,8 +99,8 @@ show(capacity_rows(institutions, dataset))
 # cache on disk (`efl_toolkit.course.cache`, keyed by the preset, data, seed and code), so
 # notebook 03 can load them instead of training the same models again.
 #
-# *This cell takes about 25 s on 2 cores (classroom preset; up to twice that on a busy
-# machine).*
+# *This cell takes about 6 s on a quiet 2-core machine (classroom preset, JAX compilation cache
+# warm; 25-40 s on a busy machine or with a cold cache).*
 
 # %%
 results = train_each_alone_cached(institutions, dataset, config, keys.params, progress=True,

@@ -90,8 +90,8 @@ institutions = institutions_from_config(dataset, config)
 # loaded from its cache (a few seconds); otherwise they are trained here and the progress bars
 # show each model.
 #
-# *This cell takes about 25 s on 2 cores when it trains (classroom preset; up to twice that on a
-# busy machine), a few seconds when it loads (8 s measured at load 10).*
+# *This cell takes about 6 s on a quiet 2-core machine when it trains (classroom preset, JAX
+# compilation cache warm; 25-40 s on a busy machine), under 2 s when it loads (8 s busy).*
 
 # %%
 results = train_each_alone_cached(institutions, dataset, config, keys.params, progress=True)
@@ -279,7 +279,7 @@ print(f"the most capable architecture everyone can afford: {common}")
 # epochs (the same number of passes over the data). Each round: every institution trains the
 # global model on its own share, then the parameters are averaged weighted by `n_train`.
 #
-# *This cell takes about 5 s on 2 cores (10 s on a busy machine).*
+# *This cell takes about 2 s on a quiet 2-core machine (10 s on a busy one).*
 
 # %%
 fedavg_cnn = fedavg_train(institutions, dataset.test, keys.params, config.train, arch="cnn")

@@ -487,8 +487,8 @@ print(f"max |mean without {missing} - weighted mean of {others}| = {gap:.1e} "
 # and its secure comparisons get costlier with every party added. The wall time includes
 # starting the processes.
 #
-# *This cell takes about 6 s on 2 cores (10 s on a busy machine): sixteen party processes start
-# for the four rounds.*
+# *This cell takes about 3 s on a quiet 2-core machine (10 s on a busy one): sixteen party
+# processes start for the four rounds.*
 
 # %%
 timings = []
@@ -528,8 +528,8 @@ print(f"committee of {hierarchy.secure.committee}; same labels as the plaintext 
 # committee's cost does not grow with the number of institutions: section 7, and
 # `benchmarks/secure_ensemble.py` for the sweep up to 100 institutions.)
 #
-# *This cell takes about 12 s on 2 cores (20 s on a busy machine): nine real rounds, each
-# starting its own party processes.*
+# *This cell takes about 6 s on a quiet 2-core machine (20 s on a busy one): nine real rounds,
+# each starting its own party processes.*
 
 # %%
 settings = [{"reveal": reveal, "parties": 3, "rows": rows}

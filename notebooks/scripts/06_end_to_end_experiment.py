@@ -89,8 +89,8 @@ print(f"outputs go to {out_dir}")
 # `efl demo --preset classroom_fast --out efl_out` (add `--method ensemble_only` for the first
 # design).
 #
-# *This cell takes about 35 s on a quiet 2-core machine (classroom preset), and two to three
-# times that on a busy one; the progress bars show each stage.*
+# *This cell takes about 20 s on a quiet 2-core machine (classroom preset, JAX compilation
+# cache warm), and 80-140 s on a busy one; the progress bars show each stage.*
 
 # %%
 result = run_experiment(config, out_dir)

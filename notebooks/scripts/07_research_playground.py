@@ -138,8 +138,8 @@ show([low_facts], digits=4)
 # (partition, devices and training all change with the seed) and averages. `label_skew` is the
 # mean total-variation distance between an institution's class mix and the pooled one.
 #
-# *This cell takes about 4 s on 2 cores (6-8 s on a busy machine); the progress bar counts the
-# federations.*
+# *This cell takes about 3 s on a quiet 2-core machine (6-8 s on a busy one); the progress bar
+# counts the federations.*
 
 # %%
 alpha_rows = sweep(config, [{"dirichlet_alpha": a} for a in (0.1, 0.3, 1.0, 10.0, 100.0)],
@@ -161,7 +161,7 @@ plot_sweep(alpha_rows, "dirichlet_alpha", ["best_alone_auc", "mean_alone_auc",
 # `min_train`), so each alone is weaker, while the ensemble pools more, differently trained
 # opinions.
 #
-# *This cell takes about 5 s on 2 cores (7-9 s on a busy machine).*
+# *This cell takes about 3 s on a quiet 2-core machine (7-9 s on a busy one).*
 
 # %%
 count_rows = sweep(config, [{"n_institutions": n} for n in (2, 3, 5, 8)], dataset=dataset,

@@ -165,7 +165,7 @@ print(f"ledger {ledger_path} with {len(institutions)} institutions, height {ledg
 # round's model. Finally each keeper may fine-tune it on its own share and keeps the
 # fine-tuned copy only if its *own* validation loss improves.
 #
-# *This cell takes about 8 s on 2 cores (15 s on a busy machine).*
+# *This cell takes about 3 s on a quiet 2-core machine (10-15 s on a busy one).*
 
 # %%
 result = train_groups([group], institutions, dataset, config, keys.params, sum_fn,
