@@ -193,7 +193,8 @@ def plot_tamper_grid(demos: Sequence[TamperDemo]) -> Figure:
                     color="white" if state == "bad" else "black")
         ax.plot(demo.height + 0.47, row + 0.05, marker="^", color="black", markersize=5)
     ax.set(xlim=(0, top + 1), ylim=(len(demos), 0), xlabel="block height (^ attacked)",
-           ylabel="attack on a scratch copy", title="Which check catches which attack, on a scratch copy")
+           ylabel="attack on a scratch copy",
+           title="Which check catches which attack, on a scratch copy")
     ax.set_xticks([h + 0.47 for h in range(top + 1)], [str(h) for h in range(top + 1)])
     ax.set_yticks([r + 0.44 for r in range(len(demos))], [d.kind for d in demos])
     ax.tick_params(length=0)

@@ -343,5 +343,5 @@ plot_metric_comparison(everything, metric=["balanced_accuracy", "auc"],
 # 4. Build a weighting of your own for level 2 (for example, each institution's number of
 #    examples of the rarer class) and pass it to `efl_toolkit.ensemble.hierarchical_ensemble`.
 # 5. Re-run section 4 with `get_config(dirichlet_alpha=0.1)`: how often does an institution's
-#    own validation share hold only one class (own AUC undefined, weight at chance), and does
-#    the consortium AUC still rank the institutions like their test AUC?
+#    own validation share hold only one class (an undefined AUC counts as chance: weight
+#    0.00), and does the consortium AUC still rank the institutions like their test AUC?

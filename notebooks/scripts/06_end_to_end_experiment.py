@@ -60,7 +60,7 @@ from efl_toolkit.course.viz import plot_metric_comparison, plot_rounds
 from efl_toolkit.data import plot_class_distribution
 from efl_toolkit.explorer import ExplorerWidget
 from efl_toolkit.explorer.ledger_backend import LedgerBackend
-from efl_toolkit.federation.level2 import describe_weights
+from efl_toolkit.federation.level2 import describe_weights, resolve_rule
 from efl_toolkit.federation.record import group_model_id
 from efl_toolkit.ledger import Audit, ModelRegistry, hash_array, open_ledger
 from efl_toolkit.ledger.teaching import run_efl
@@ -173,7 +173,8 @@ show([
     {"institution": name, "consortium_val_auc": result.validation_auc[name],
      "method_weight": result.weights[name]}
     for name in result.weights])
-print(describe_weights(result.weights, "consortium_auc", result.validation_auc))
+print(describe_weights(result.weights, resolve_rule(result.config.rule, result.config.method),
+                       result.validation_auc))
 
 # %% [markdown]
 # ## 6. The scores
