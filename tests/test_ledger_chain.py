@@ -429,6 +429,36 @@ def test_odd_stored_values_give_reports_not_crashes(ledger, tmp_path, sql, expec
     assert (report.height, report.check) == (1, "encoding") and expected in report.summary()
 
 
+DEEP_JSON_PROBE = """
+import struct, sys
+sys.setrecursionlimit(100_000)  # what py_ecc (imported with web3) does to every process
+from efl_toolkit.ledger.artifacts import PACK_MAGIC, unpack_arrays
+from efl_toolkit.ledger.block import decode_votes
+from efl_toolkit.ledger.transactions import Transaction
+deep = b"[" * 100_000 + b"]" * 100_000
+for name, decode in [("tx", Transaction.from_bytes), ("votes", decode_votes),
+                     ("artifact", lambda d: unpack_arrays(
+                         PACK_MAGIC + struct.pack("<Q", len(d)) + d))]:
+    try:
+        decode(deep)
+    except ValueError as err:
+        assert "nested deeper than 64" in str(err), (name, err)
+        print(name, "refused")
+"""
+
+
+def test_hostile_nesting_is_refused_even_with_a_raised_recursion_limit():
+    """A stored row of 100,000 nested brackets is an error, not a crash of the C stack, in a
+    process whose recursion limit a library raised (json.loads would overflow there)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", DEEP_JSON_PROBE], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert done.stdout.split() == ["tx", "refused", "votes", "refused", "artifact", "refused"]
+
+
 def test_non_integer_row_positions_are_a_corrupt_ledger(ledger, tmp_path):
     from efl_toolkit.ledger.tamper import copy_for_tamper
 

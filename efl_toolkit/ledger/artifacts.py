@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from efl_toolkit.atomic import write_bytes_atomic
-from efl_toolkit.ledger.crypto import is_hash_hex, sha256_hex
+from efl_toolkit.ledger.crypto import is_hash_hex, loads_json, sha256_hex
 from efl_toolkit.ledger.errors import ArtifactError
 
 PACK_MAGIC = b"EFLARR1\n"
@@ -141,7 +141,7 @@ def unpack_arrays(data: bytes) -> dict[str, np.ndarray]:
         raise ValueError("not a packed array artifact (bad magic)")
     start = len(PACK_MAGIC) + 8
     (head_len,) = struct.unpack("<Q", data[len(PACK_MAGIC):start])
-    index = json.loads(data[start:start + head_len])
+    index = loads_json(data[start:start + head_len])
     body = start + head_len
     out = {}
     for item in index:

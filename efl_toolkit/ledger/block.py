@@ -21,12 +21,17 @@ Example:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from efl_toolkit.ledger.crypto import VOTE_DOMAIN, canonical_json, sha256_hex, verify
+from efl_toolkit.ledger.crypto import (
+    VOTE_DOMAIN,
+    canonical_json,
+    loads_json,
+    sha256_hex,
+    verify,
+)
 from efl_toolkit.ledger.merkle import merkle_root
 from efl_toolkit.ledger.transactions import Transaction
 
@@ -138,8 +143,8 @@ def encode_votes(votes: Sequence[Vote]) -> bytes:
 def decode_votes(data: bytes) -> tuple[Vote, ...]:
     """Decodes stored votes; raises ``ValueError`` if malformed."""
     try:
-        items = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        items = loads_json(data)
+    except ValueError as err:
         raise ValueError(f"votes are not valid JSON: {err}") from None
     if not isinstance(items, list):
         raise ValueError("votes must be a JSON list")
@@ -224,8 +229,8 @@ def to_stored(block: Block) -> StoredBlock:
 
 def _json_object(data: bytes, what: str) -> dict:
     try:
-        obj = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        obj = loads_json(data)
+    except ValueError as err:
         raise ValueError(f"{what} is not valid JSON: {err}") from None
     if not isinstance(obj, dict):
         raise ValueError(f"{what} must be a JSON object")

@@ -41,7 +41,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -49,7 +48,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from efl_toolkit.ledger.block import quorum_size
-from efl_toolkit.ledger.crypto import fingerprint, public_key_hex, verify
+from efl_toolkit.ledger.crypto import fingerprint, loads_json, public_key_hex, verify
 from efl_toolkit.ledger.errors import LedgerError
 from efl_toolkit.ledger.merkle import consistency_proof, merkle_root, verify_consistency
 
@@ -152,8 +151,8 @@ def read_trusted_keys(path: str | os.PathLike) -> dict[str, str]:
     keys: dict[str, str] = {}
     if text.lstrip().startswith("{"):
         try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as err:
+            obj = loads_json(text)
+        except ValueError as err:
             raise CheckpointError(f"{p}: trusted keys are not valid JSON: {err}") from None
         for name, key in obj.items():
             if not isinstance(key, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", key):

@@ -96,6 +96,42 @@ def normalize_json(value: Any, where: str = "value") -> Any:
     raise ValueError(f"{where}: {type(value).__name__} is not a JSON value")
 
 
+#: Deepest nesting of stored JSON the ledger decodes. Its own records nest a few levels; the
+#: bound keeps a hostile row from overflowing the C stack of ``json.loads`` when a library in
+#: the same process has raised the recursion limit (py_ecc, imported by web3, sets 100,000).
+MAX_JSON_DEPTH = 64
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+
+
+def loads_json(data: bytes | str, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """``json.loads`` of stored bytes, refusing nesting deeper than ``max_depth`` first.
+
+    Raises:
+        ValueError: not UTF-8, not JSON (``json.JSONDecodeError``), or nested too deep.
+
+    Example:
+        >>> loads_json(b'{"a": [1, [2]]}')
+        {'a': [1, [2]]}
+        >>> loads_json(b"[" * 100 + b"]" * 100)
+        Traceback (most recent call last):
+        ValueError: JSON nested deeper than 64 levels
+    """
+    raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    if raw.count(b"[") + raw.count(b"{") > max_depth:
+        bare = _JSON_STRING.sub(b"", raw)
+        depth = 0
+        for bracket in re.findall(rb"[\[{\]}]", bare):
+            depth += 1 if bracket in (b"[", b"{") else -1
+            if depth > max_depth:
+                raise ValueError(f"JSON nested deeper than {max_depth} levels")
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError as err:
+        raise ValueError(f"not UTF-8: {err}") from None
+    except RecursionError:
+        raise ValueError(f"JSON nested deeper than {max_depth} levels") from None
+
+
 def canonical_json(value: Any) -> bytes:
     """The canonical bytes of a JSON value: sorted keys, no whitespace, UTF-8, finite numbers.
 

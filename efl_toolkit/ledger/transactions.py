@@ -31,7 +31,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -42,6 +41,7 @@ from efl_toolkit.ledger.crypto import (
     TX_DOMAIN,
     canonical_json,
     is_hash_hex,
+    loads_json,
     normalize_json,
     sha256_hex,
     sign,
@@ -114,8 +114,8 @@ class Transaction:
     def from_bytes(cls, data: bytes) -> Transaction:
         """Decodes a stored transaction; raises ``ValueError`` naming what is malformed."""
         try:
-            obj = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+            obj = loads_json(data)
+        except ValueError as err:
             raise ValueError(f"transaction is not valid JSON: {err}") from None
         return cls.from_dict(obj)
 
