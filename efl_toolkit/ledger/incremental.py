@@ -43,6 +43,7 @@ from efl_toolkit.ledger.verify import (
     VerificationReport,
     _decode,
     _signatures,
+    advance,
     check_block,
 )
 
@@ -136,12 +137,7 @@ def _extend(scan: ChainScan, new: Sequence[StoredBlock], decoded: Sequence[Block
                               decoded=decoded[position - n])
         scan.checks.append(outcome.checks)
         scan.blocks.append(outcome.block)
-        if outcome.staged is not None:
-            outcome.staged.commit()
-        else:
-            state_known = False
-        state.height = position
-        state.head_hash = prev_hash = stored.hash.decode("ascii", "replace")
+        prev_hash, state_known = advance(state, outcome, stored, position, state_known)
         if first is None and outcome.checks.first_failure is not None:
             first = (outcome.checks.height, outcome.checks.first_failure)
     return first

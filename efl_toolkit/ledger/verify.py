@@ -377,6 +377,20 @@ def _fp(key: str) -> str:
         return "?"
 
 
+def advance(state: ChainState, outcome: BlockOutcome, stored: StoredBlock, position: int,
+            state_known: bool) -> tuple[str, bool]:
+    """Moves the running ``state`` past a checked block: its staged state changes are applied
+    (or the state is no longer known, after a block that failed its rules); returns the
+    block's hash (the next block's ``prev``) and whether the state is still known."""
+    if outcome.staged is not None:
+        outcome.staged.commit()
+    else:
+        state_known = False
+    state.height = position
+    state.head_hash = stored.hash.decode("ascii", "replace")
+    return state.head_hash, state_known
+
+
 def verify_chain(
     stored_blocks: Sequence[StoredBlock],
     artifacts: ArtifactStore | None,
@@ -462,12 +476,7 @@ def _scan(stored_blocks: Sequence[StoredBlock], decoded: Sequence[Block | ValueE
                                            block_checks.vote_signatures)
         checks.append(block_checks)
         blocks.append(outcome.block)
-        if outcome.staged is not None:
-            outcome.staged.commit()
-        else:
-            state_known = False
-        state.height = position
-        state.head_hash = prev_hash = stored.hash.decode("ascii", "replace")
+        prev_hash, state_known = advance(state, outcome, stored, position, state_known)
         if position == 0:
             state.genesis_hash = prev_hash
         if first is None and block_checks.first_failure is not None:
