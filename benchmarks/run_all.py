@@ -81,11 +81,14 @@ def call_run(module_name: str, **kwargs) -> dict:
 
 
 def timed_command(command: list[str] | tuple[str, ...], env: dict, timeout: float) -> dict:
-    """Wall seconds of one subprocess; ``error`` (exit code, stderr's last line) if it failed."""
+    """Wall seconds of one subprocess, run in a temporary folder removed afterwards (the demo's
+    outputs, keystore included, go with it); ``error`` (exit code, stderr's last line) if it
+    failed."""
     started = time.perf_counter()
     try:
-        done = subprocess.run(list(command), env=env, capture_output=True, text=True,
-                              timeout=timeout, check=False, cwd=tempfile.gettempdir())
+        with tempfile.TemporaryDirectory(prefix="efl-bench-run-") as workdir:
+            done = subprocess.run(list(command), env=env, capture_output=True, text=True,
+                                  timeout=timeout, check=False, cwd=workdir)
     except subprocess.TimeoutExpired:
         return {"seconds": round(time.perf_counter() - started, 2),
                 "error": f"timed out after {timeout:.0f} s"}

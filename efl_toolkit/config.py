@@ -176,7 +176,8 @@ class ExperimentConfig:
             raise ConfigError(f"partition must be one of {list(PARTITIONS)}, got "
                               f"{self.partition!r}")
         _check_number("dirichlet_alpha", self.dirichlet_alpha, low=0, low_open=True)
-        _check_number("val_fraction", self.val_fraction, low=0, high=1, high_open=True)
+        _check_number("val_fraction", self.val_fraction, low=0, low_open=True, high=1,
+                      high_open=True)  # own validation drives early stopping and the weights
         _check_number("n_parties", self.n_parties, integer=True, low=3)
         _check_number("fixed_point_bits", self.fixed_point_bits, integer=True, low=4, high=20)
         if self.method not in METHODS:
@@ -323,7 +324,7 @@ def config_from_toml(path: str | os.PathLike, base: ExperimentConfig | None = No
 
     Any :class:`ExperimentConfig` field may appear at the top level; ``[train]`` holds
     :class:`TrainConfig` fields and ``[architectures]`` maps capacity tiers to lists of
-    architecture names. A ``name`` that is a preset starts from that preset (unless ``base``
+    architecture names. ``name`` must be a preset; it starts from that preset (unless ``base``
     is given: then ``base`` and its name win, as ``efl demo --preset`` does).
 
     Raises:
@@ -353,7 +354,10 @@ def config_from_toml(path: str | os.PathLike, base: ExperimentConfig | None = No
     changes = _check_toml_types(ExperimentConfig, table, where)
     if base is None:
         name = changes.get("name")
-        base = get_config(name if name in PRESETS else None)
+        if name is not None and name not in PRESETS:
+            raise ConfigError(f"{where}: name = {name!r} is not a preset (one of "
+                              f"{', '.join(sorted(PRESETS))}); the preset names the run")
+        base = get_config(name)
     else:  # the caller chose the preset (``--preset``): it names the run
         changes.pop("name", None)
     try:

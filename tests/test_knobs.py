@@ -71,6 +71,8 @@ def test_toml_file_then_flags_override(tmp_path):
     ('reveal = "labels"\n', "reveal='labels' opens only the argmax labels"),
     ('[architectures]\nhuge = ["cnn"]\n', "unknown capacity tier 'huge'"),
     ('rounds = \n', "not valid TOML"),
+    ('name = "papr"\n', "name = 'papr' is not a preset"),
+    ('val_fraction = 0.0\n', "val_fraction must be > 0"),
 ])
 def test_bad_toml_is_one_line_naming_field_and_file_exit_2(tmp_path, capsys, content, message):
     toml = tmp_path / "bad.toml"
