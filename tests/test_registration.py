@@ -143,3 +143,46 @@ def test_a_rule_that_answers_badly_is_named():
     finally:
         unregister_rule("test_bad")
     assert apply_rule("equal", inputs) == {insts[0].id: 0.5, insts[1].id: 0.5}
+
+
+class WrongLogits(PixelLinear):
+    """Five logits whatever the number of classes."""
+
+    def __init__(self, image_shape, n_classes, *, rngs: nnx.Rngs):
+        super().__init__(image_shape, 5, rngs=rngs)
+
+
+class Broken(nnx.Module):
+    """A model whose forward pass cannot run (a shape mismatch inside)."""
+
+    def __init__(self, image_shape, n_classes, *, rngs: nnx.Rngs):
+        self.linear = nnx.Linear(4, n_classes, rngs=rngs)
+
+    def __call__(self, x: jax.Array, *, train: bool = False, key: jax.Array | None = None):
+        return self.linear(x[:, :1, 0, 0])
+
+
+@pytest.mark.parametrize("builder, message", [
+    (WrongLogits, "returns outputs of shape (1, 5) for one image; expected (1, 2) logits"),
+    (Broken, "cannot run on images (28, 28, 1) with 2 classes: TypeError"),
+])
+def test_a_registered_model_that_cannot_work_is_named_before_training(builder, message):
+    from efl_toolkit.federation.groups import form_groups
+    from efl_toolkit.models.capacity import estimate_cost
+
+    name = f"test-bad-{builder.__name__.lower()}"
+    register_architecture(name, builder)
+    try:
+        with pytest.raises(ValueError) as caught:
+            estimate_cost(name, (28, 28, 1), 2)
+        assert str(caught.value).startswith(f"architecture {name!r} ") and message in str(
+            caught.value), caught.value
+        assert "\n" not in str(caught.value)
+        # registered but not chosen: forming groups (which costs every architecture) says so too
+        from efl_toolkit.data import load_dataset, make_institutions
+
+        dataset = load_dataset("breastmnist")
+        with pytest.raises(ValueError, match=f"architecture {name!r}"):
+            form_groups(make_institutions(dataset, 3, seed=0), dataset)
+    finally:
+        unregister_architecture(name)

@@ -109,24 +109,43 @@ def estimate_cost(arch: str, image_shape: ImageShape, n_classes: int) -> ModelCo
         image_shape: ``(H, W, C)``.
         n_classes: Number of classes.
 
+    Raises:
+        ValueError: The architecture cannot be built or traced for these images, or its output
+            is not ``[batch, n_classes]`` logits (one line naming the architecture; a model
+            registered with :func:`~efl_toolkit.models.register_architecture` is checked here,
+            before any training).
+
     Example:
         >>> cost = estimate_cost("logistic", (28, 28, 1), 2)
         >>> cost.n_params, cost.forward_flops
         (1570, 3136.0)
     """
     image_shape = tuple(int(s) for s in image_shape)
-    abstract = nnx.eval_shape(lambda: build_model(arch, image_shape, n_classes, nnx.Rngs(0)))
-    graphdef, state = nnx.split(abstract)
+    if arch not in architecture_names():
+        build_model(arch, image_shape, n_classes, nnx.Rngs(0))  # raises the zoo's own error
+    try:
+        abstract = nnx.eval_shape(lambda: build_model(arch, image_shape, n_classes,
+                                                      nnx.Rngs(0)))
+        graphdef, state = nnx.split(abstract)
+
+        def forward(state, images):
+            return nnx.merge(graphdef, state)(images)
+
+        sample = jax.ShapeDtypeStruct((1, *image_shape), jnp.float32)
+        closed = jax.make_jaxpr(forward)(state, sample)
+    except Exception as err:  # noqa: BLE001 - a user's model may fail in any way: name it
+        raise ValueError(f"architecture {arch!r} cannot run on images {image_shape} with "
+                         f"{n_classes} classes: {type(err).__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else ''}") from None
+    shapes = [tuple(v.aval.shape) for v in closed.jaxpr.outvars]
+    if shapes != [(1, n_classes)]:
+        raise ValueError(f"architecture {arch!r} returns outputs of shape "
+                         f"{shapes[0] if len(shapes) == 1 else shapes} for one image; expected "
+                         f"(1, {n_classes}) logits")
     params = nnx.state(abstract, nnx.Param)
     n_params = sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(params))
     param_bytes = sum(math.prod(leaf.shape) * np.dtype(leaf.dtype).itemsize
                       for leaf in jax.tree.leaves(state))
-
-    def forward(state, images):
-        return nnx.merge(graphdef, state)(images)
-
-    sample = jax.ShapeDtypeStruct((1, *image_shape), jnp.float32)
-    closed = jax.make_jaxpr(forward)(state, sample)
     flops = _jaxpr_flops(closed.jaxpr)
     return ModelCost(arch, int(n_params), int(param_bytes), flops, TRAIN_FORWARD_RATIO * flops)
 
