@@ -62,7 +62,11 @@ def test_five_kills_then_a_clean_run(tmp_path):
             if moment is None and len(parties) >= 3:
                 break
             time.sleep(0.1)
-        assert moment is not None or len(parties) >= 3, "the committee never started"
+        if moment is None and len(parties) < 3:
+            ended = proc.poll()
+            detail = proc.stderr.read()[-3000:] if ended is not None else "still running"
+            pytest.fail(f"the committee never started (party processes seen: {len(parties)}, "
+                        f"demo exit code {ended}): {detail}")
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         seen_parties += len(parties)

@@ -290,6 +290,36 @@ def test_a_compute_party_that_dies_fails_the_round_named():
     assert all(p.process.poll() is not None for p in c.launched)
 
 
+def test_a_port_taken_before_a_compute_party_listens_is_retried_on_fresh_ports(monkeypatch):
+    """Between choosing a free port and listening on it, another socket may take it (even a
+    peer's outgoing connection): that party fails to bind, and the committee starts again on
+    fresh ports instead of failing the run."""
+    import socket
+
+    from efl_toolkit.secure import committee_client
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    real, calls = committee_client.free_ports, []
+
+    def first_clashes(n, *args, **kwargs):
+        ports = real(n, *args, **kwargs)
+        calls.append(ports)
+        return [ports[0], taken.getsockname()[1], *ports[2:]] if len(calls) == 1 else ports
+
+    monkeypatch.setattr(committee_client, "free_ports", first_clashes)
+    preds, weights = random_probs(5, 3, 50, 4)
+    try:
+        with Committee(3, round_timeout=60) as c:
+            assert len(calls) == 2 and str(taken.getsockname()[1]) not in ",".join(c.addresses)
+            result = committee_ensemble(c, preds, weights, reveal="labels")
+            ref = plaintext_reference(preds, weights, reveal="labels")
+            np.testing.assert_array_equal(result.labels, ref.labels)
+    finally:
+        taken.close()
+
+
 def test_tls_committee(tmp_path):
     preds, weights = random_probs(4, 3, 10, 2)
     with Committee(3, tls=True) as c:

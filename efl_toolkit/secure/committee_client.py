@@ -42,6 +42,7 @@ from efl_toolkit.secure.parties import (
     GRACE_SECONDS,
     HOST,
     POLL_SECONDS,
+    PORT_ATTEMPTS,
     SETTLE_SECONDS,
     PartyReport,
     SecureRoundError,
@@ -150,14 +151,24 @@ class Committee:
 
     def start(self) -> Committee:
         """Starts the processes and waits until all are connected (on any failure, including
-        an interrupt, everything started so far is stopped and removed)."""
-        try:
-            return self._start()
-        except BaseException:
-            self.close()
-            raise
+        an interrupt, everything started so far is stopped and removed). A port taken between
+        choosing it and the party listening on it (another process, or a peer's outgoing
+        connection given that port by the kernel) is a clash, not a fault: up to
+        ``PORT_ATTEMPTS`` starts on fresh ports, as for one party per institution."""
+        for attempt in range(PORT_ATTEMPTS):
+            try:
+                return self._start()
+            except SecureRoundError as err:
+                self.close()
+                if err.kind != "bind" or attempt + 1 == PORT_ATTEMPTS:
+                    raise
+            except BaseException:
+                self.close()
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _start(self) -> Committee:
+        self.launched = []
         self.workdir = Path(tempfile.mkdtemp(prefix="efl-committee-"))
         (self.workdir / "rounds").mkdir()
         tls_dir = None
@@ -234,6 +245,10 @@ class Committee:
         time.sleep(SETTLE_SECONDS)      # let the other parties report what they observed
         dead = [p for p in self.launched if p.process.poll() is not None]
         infos = {q.index: q.read_json("json") or {} for q in dead}
+        clash = next((q for q in dead if infos[q.index].get("error_kind") == "bind"), None)
+        if clash is not None:   # its port was taken before it could listen: start() retries
+            self._abort(f"compute party {clash.index} ({clash.address}) could not listen: "
+                        f"{infos[clash.index].get('error')}", [clash.index], "bind")
         verdicts = {"timeout": ("stopped responding", "hung"),
                     "connect": ("never connected", "unconnected")}
         for kind_seen, (what, kind) in verdicts.items():
